@@ -1,0 +1,174 @@
+//! The face for people: run a CNI command by hand against a netns, through the same code path a runtime
+//! takes (`wasmcni exec add --netns /var/run/netns/x --config net.conflist`, or the classic
+//! `wasmcni ADD /var/run/netns/x < conf.json`).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::cni::plugin;
+
+#[derive(Parser)]
+#[command(name = "wasmcni", version, about = "CNI plugin with WebAssembly hooks. Runtimes exec it with CNI_COMMAND set; \
+without it, this CLI runs the same code by hand.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a CNI command against a network namespace exactly as a runtime would.
+    Exec(ExecArgs),
+    /// Print the CNI versions this binary speaks.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Verb {
+    Add,
+    Del,
+    Check,
+    Status,
+    Gc,
+    Version,
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    verb: Verb,
+    /// Path of the pod's network namespace (CNI_NETNS), e.g. /var/run/netns/x.
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// Interface name inside the pod (CNI_IFNAME).
+    #[arg(long, default_value = "eth0")]
+    ifname: String,
+    /// Container ID (CNI_CONTAINERID); defaults to one derived from the netns name.
+    #[arg(long)]
+    container_id: Option<String>,
+    /// CNI_ARGS, e.g. 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web'.
+    #[arg(long, default_value = "")]
+    args: String,
+    /// Netconf or conflist file; '-' reads stdin (the default).
+    #[arg(long, default_value = "-")]
+    config: String,
+    /// CNI_PATH for delegated plugins.
+    #[arg(long, default_value = "/opt/cni/bin")]
+    cni_path: String,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main(argv: Vec<String>, binary_name: &str) -> i32 {
+    // The seed article's form: `wasmcni ADD /var/run/netns/x < conf.json`.
+    let argv = match argv.get(1).map(|s| s.as_str()) {
+        Some(v @ ("ADD" | "DEL" | "CHECK" | "STATUS" | "GC" | "VERSION")) => {
+            let mut a = vec![argv[0].clone(), "exec".into(), v.to_ascii_lowercase()];
+            if let Some(ns) = argv.get(2) {
+                a.extend(["--netns".into(), ns.clone()]);
+            }
+            a.extend(argv[3.min(argv.len())..].iter().cloned());
+            a
+        }
+        _ => argv,
+    };
+    let cli = Cli::parse_from(argv);
+    let result = match cli.command {
+        Cmd::Exec(args) => exec(args, binary_name),
+        Cmd::Version => {
+            println!("wasmcni {} (CNI {})", env!("CARGO_PKG_VERSION"), crate::cni::version::SUPPORTED.join(", "));
+            Ok(0)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("wasmcni: {e:#}");
+        2
+    })
+}
+
+fn exec(a: ExecArgs, binary_name: &str) -> anyhow::Result<i32> {
+    let verb = match a.verb {
+        Verb::Add => "ADD",
+        Verb::Del => "DEL",
+        Verb::Check => "CHECK",
+        Verb::Status => "STATUS",
+        Verb::Gc => "GC",
+        Verb::Version => "VERSION",
+    };
+    let mut raw = Vec::new();
+    if a.config == "-" {
+        std::io::stdin().read_to_end(&mut raw).context("reading the config from stdin")?;
+    } else {
+        raw = std::fs::read(&a.config).with_context(|| format!("reading {}", a.config))?;
+    }
+    let stdin = plugin_config(&raw, binary_name)?;
+    let mut env = HashMap::new();
+    env.insert("CNI_COMMAND".to_string(), verb.to_string());
+    env.insert("CNI_IFNAME".into(), a.ifname);
+    env.insert("CNI_ARGS".into(), a.args);
+    env.insert("CNI_PATH".into(), a.cni_path);
+    if let Some(ns) = &a.netns {
+        env.insert("CNI_NETNS".into(), ns.display().to_string());
+    }
+    let id = a.container_id.unwrap_or_else(|| default_container_id(a.netns.as_deref()));
+    env.insert("CNI_CONTAINERID".into(), id);
+    let out = plugin::handle(verb, &env, &stdin, binary_name);
+    if let Some(v) = out.stdout {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    eprintln!("wasmcni: {verb} exited with {}", out.exit_code);
+    Ok(out.exit_code)
+}
+
+/// A conflist is reduced to our plugin's entry with the list's `cniVersion` and `name` merged in, which is
+/// what a runtime would send; a single plugin config passes through.
+fn plugin_config(raw: &[u8], binary_name: &str) -> anyhow::Result<Vec<u8>> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(raw.to_vec());
+    }
+    let v: Value = serde_json::from_slice(raw).context("the config is not valid JSON")?;
+    let Some(plugins) = v.get("plugins").and_then(Value::as_array) else { return Ok(raw.to_vec()) };
+    let Some(mut ours) = plugins
+        .iter()
+        .find(|p| p.get("type").and_then(Value::as_str).is_some_and(|t| t == binary_name || t == "wasmcni"))
+        .cloned()
+    else {
+        bail!("the conflist has no plugin of type {binary_name:?}; runtimes would report \"no valid plugins found\"")
+    };
+    for key in ["cniVersion", "name"] {
+        if let Some(val) = v.get(key) {
+            ours[key] = val.clone();
+        }
+    }
+    Ok(serde_json::to_vec(&ours)?)
+}
+
+fn default_container_id(netns: Option<&std::path::Path>) -> String {
+    let base = netns.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let clean: String = base.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).collect();
+    format!("debug-{clean}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflist_is_reduced_to_our_entry() {
+        let list = br#"{"cniVersion":"1.0.0","name":"podnet","plugins":[{"type":"wasmcni","ipMasq":true},{"type":"portmap"}]}"#;
+        let v: Value = serde_json::from_slice(&plugin_config(list, "wasmcni").unwrap()).unwrap();
+        assert_eq!(v["name"], "podnet");
+        assert_eq!(v["cniVersion"], "1.0.0");
+        assert_eq!(v["ipMasq"], true);
+        let err = plugin_config(br#"{"name":"x","plugins":[{"type":"bridge"}]}"#, "wasmcni").unwrap_err();
+        assert!(err.to_string().contains("no valid plugins found"));
+    }
+
+    #[test]
+    fn default_container_id_is_valid() {
+        assert_eq!(default_container_id(Some(std::path::Path::new("/var/run/netns/my pod"))), "debug-mypod");
+    }
+}

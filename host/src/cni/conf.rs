@@ -1,0 +1,157 @@
+//! The network configuration as runtimes deliver it on stdin: one plugin object with the list-level
+//! `cniVersion` and `name` merged in, plus `runtimeConfig` and `prevResult`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/wasmcni";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Ptp,
+    Bridge,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dns {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetConf {
+    #[serde(default)]
+    pub cni_version: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub plugin_type: String,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub ip_masq: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Kept raw: the built-in IPAM parses it, a delegated IPAM plugin gets the whole config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_result: Option<Value>,
+    /// Where attachment records (and later the hook cache) live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Everything else is kept, so nothing a runtime or a later issue adds is lost on the way through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl NetConf {
+    pub fn parse(stdin: &[u8]) -> Result<(Self, Value), Error> {
+        if stdin.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::InvalidConfig(
+                "no network configuration on stdin (pipe the plugin's JSON config into the command)".into(),
+            ));
+        }
+        let raw: Value = serde_json::from_slice(stdin).map_err(|source| Error::Decode { what: "network config", source })?;
+        if raw.get("plugins").is_some() {
+            return Err(Error::InvalidConfig(
+                "got a conflist; runtimes pass one plugin's config (use `wasmcni exec --config FILE`, which extracts it)"
+                    .into(),
+            ));
+        }
+        let conf: NetConf =
+            serde_json::from_value(raw.clone()).map_err(|source| Error::Decode { what: "network config", source })?;
+        conf.validate()?;
+        Ok((conf, raw))
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        // Spec: the network name is used in file names and rule comments, so keep it to the safe alphabet.
+        if self.name.is_empty()
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "network name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
+                self.name
+            )));
+        }
+        if let Some(mtu) = self.mtu {
+            if !(68..=65535).contains(&mtu) {
+                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside 68..=65535")));
+            }
+        }
+        if self.mode == Mode::Bridge {
+            return Err(Error::UnsupportedField("mode \"bridge\" is not implemented yet; use \"ptp\"".into()));
+        }
+        Ok(())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    }
+
+    pub fn ipam_type(&self) -> Option<&str> {
+        self.ipam.as_ref().and_then(|i| i.get("type")).and_then(Value::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_runtime_config_and_keeps_unknown_fields() {
+        let input = br#"{"cniVersion":"1.0.0","name":"podnet","type":"wasmcni","ipMasq":true,"mtu":1400,
+            "ipam":{"type":"builtin","subnet":"10.22.0.0/24"},"dns":{"nameservers":["10.22.0.10"]},
+            "runtimeConfig":{"portMappings":[]},"prevResult":{"ips":[]},"capabilities":{"ips":true},"x-custom":7}"#;
+        let (conf, raw) = NetConf::parse(input).unwrap();
+        assert_eq!(conf.name, "podnet");
+        assert!(conf.ip_masq);
+        assert_eq!(conf.mtu, Some(1400));
+        assert_eq!(conf.ipam_type(), Some("builtin"));
+        assert_eq!(conf.dns.unwrap().nameservers, vec!["10.22.0.10"]);
+        assert_eq!(conf.extra["x-custom"], 7);
+        assert!(conf.extra.contains_key("capabilities"));
+        assert_eq!(raw["ipam"]["subnet"], "10.22.0.0/24");
+        assert_eq!(conf.mode, Mode::Ptp);
+    }
+
+    #[test]
+    fn rejects_what_a_user_gets_wrong() {
+        assert_eq!(NetConf::parse(b"").unwrap_err().code(), 7);
+        assert_eq!(NetConf::parse(b"{not json").unwrap_err().code(), 6);
+        assert_eq!(NetConf::parse(br#"{"name":"x"}"#).unwrap_err().code(), 6, "type is required");
+        assert_eq!(NetConf::parse(br#"{"name":"a b","type":"wasmcni"}"#).unwrap_err().code(), 7);
+        assert_eq!(NetConf::parse(br#"{"name":"n","type":"wasmcni","mtu":20}"#).unwrap_err().code(), 7);
+        let err = NetConf::parse(br#"{"name":"n","plugins":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("conflist"), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Per-attachment masquerade, laid out exactly like the reference plugins' (`CNI-` + hash chain, the same
+//! comment on every rule) so tools and operators that know those chains recognise ours.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+use super::Family;
+
+/// The reference `utils.FormatChainName`: "CNI-" and the first 24 hex digits of sha512(network + id).
+pub fn chain_name(network: &str, container_id: &str) -> String {
+    let digest = Sha512::digest(format!("{network}{container_id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("CNI-{}", &hex[..24])
+}
+
+/// The reference `utils.FormatComment`.
+pub fn comment(network: &str, container_id: &str) -> String {
+    format!("name: \"{network}\" id: \"{container_id}\"")
+}
+
+/// What one attachment's masquerade consists of; stored in the attachment record for DEL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Masquerade {
+    pub chain: String,
+    pub comment: String,
+    /// Pod address and its subnet, per family.
+    pub sources: Vec<(IpAddr, IpNet)>,
+}
+
+/// Quotes an argument for iptables-restore's tokenizer (double quotes, backslash escapes).
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Masquerade {
+    pub fn new(network: &str, container_id: &str, sources: Vec<(IpAddr, IpNet)>) -> Self {
+        Masquerade { chain: chain_name(network, container_id), comment: comment(network, container_id), sources }
+    }
+
+    pub fn families(&self) -> Vec<Family> {
+        let mut f: Vec<Family> = self.sources.iter().map(|(ip, _)| Family::of(*ip)).collect();
+        f.dedup();
+        f
+    }
+
+    /// The `*nat` table input for iptables-restore --noflush: traffic to the pod's own subnet is left alone,
+    /// everything else but multicast is masqueraded, and POSTROUTING jumps here for the pod's address.
+    pub fn render_setup(&self, family: Family) -> String {
+        let c = quote(&self.comment);
+        let chain = &self.chain;
+        let mut out = format!("*nat\n:{chain} - [0:0]\n");
+        for (ip, subnet) in self.sources.iter().filter(|(ip, _)| Family::of(*ip) == family) {
+            out += &format!("-A {chain} -d {subnet} -m comment --comment {c} -j ACCEPT\n");
+            out += &format!("-A {chain} ! -d {} -m comment --comment {c} -j MASQUERADE\n", family.multicast());
+            out += &format!("-A POSTROUTING -s {ip} -m comment --comment {c} -j {chain}\n");
+        }
+        out + "COMMIT\n"
+    }
+
+    /// Deletes, from an `iptables-save -t nat` dump, every rule that jumps to our chain plus the chain itself;
+    /// None when nothing of ours is there (DEL twice, or ADD failed before the firewall step).
+    pub fn render_teardown(&self, saved_nat: &str) -> Option<String> {
+        render_chain_teardown("nat", &self.chain, saved_nat)
+    }
+}
+
+/// Removal of `chain` from `table` given that table's current iptables-save dump. Deleting the jumps by their
+/// exact saved text works whatever their match options are (also rules written by older versions).
+pub fn render_chain_teardown(table: &str, chain: &str, saved: &str) -> Option<String> {
+    let exists = saved.lines().any(|l| l == format!(":{chain} ").as_str() || l.starts_with(&format!(":{chain} ")));
+    let jumps: Vec<&str> = saved
+        .lines()
+        .filter(|l| l.starts_with("-A ") && !l.starts_with(&format!("-A {chain} ")))
+        .filter(|l| l.ends_with(&format!(" -j {chain}")) || l.contains(&format!(" -j {chain} ")))
+        .collect();
+    if !exists && jumps.is_empty() {
+        return None;
+    }
+    let mut out = format!("*{table}\n");
+    for j in jumps {
+        out += &format!("-D{}\n", &j[2..]);
+    }
+    if exists {
+        out += &format!("-F {chain}\n-X {chain}\n");
+    }
+    Some(out + "COMMIT\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_reference_scheme() {
+        let c = chain_name("mynet", "abc");
+        assert_eq!(c.len(), 28);
+        assert!(c.starts_with("CNI-"));
+        assert_eq!(c, chain_name("mynet", "abc"));
+        assert_ne!(c, chain_name("mynet", "abd"));
+        assert_eq!(comment("mynet", "abc"), r#"name: "mynet" id: "abc""#);
+    }
+
+    fn masq() -> Masquerade {
+        Masquerade::new("net", "ctr", vec![("10.22.0.5".parse().unwrap(), "10.22.0.0/24".parse().unwrap())])
+    }
+
+    #[test]
+    fn setup_renders_the_three_reference_rules() {
+        let m = masq();
+        let text = m.render_setup(Family::V4);
+        let c = &m.chain;
+        assert_eq!(
+            text,
+            format!(
+                "*nat\n:{c} - [0:0]\n-A {c} -d 10.22.0.0/24 -m comment --comment \"name: \\\"net\\\" id: \\\"ctr\\\"\" -j ACCEPT\n\
+                 -A {c} ! -d 224.0.0.0/4 -m comment --comment \"name: \\\"net\\\" id: \\\"ctr\\\"\" -j MASQUERADE\n\
+                 -A POSTROUTING -s 10.22.0.5 -m comment --comment \"name: \\\"net\\\" id: \\\"ctr\\\"\" -j {c}\nCOMMIT\n"
+            )
+        );
+        assert_eq!(m.families(), vec![Family::V4]);
+    }
+
+    #[test]
+    fn teardown_deletes_jumps_then_the_chain_and_nothing_when_absent() {
+        let m = masq();
+        let c = &m.chain;
+        let saved = format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:{c} - [0:0]\n:CNI-other - [0:0]\n\
+             -A POSTROUTING -s 10.22.0.5/32 -m comment --comment \"name: \\\"net\\\" id: \\\"ctr\\\"\" -j {c}\n\
+             -A POSTROUTING -s 10.22.0.6/32 -j CNI-other\n-A {c} -d 10.22.0.0/24 -j ACCEPT\nCOMMIT\n"
+        );
+        let out = m.render_teardown(&saved).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "*nat\n-D POSTROUTING -s 10.22.0.5/32 -m comment --comment \"name: \\\"net\\\" id: \\\"ctr\\\"\" -j {c}\n\
+                 -F {c}\n-X {c}\nCOMMIT\n"
+            )
+        );
+        assert!(m.render_teardown("*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").is_none());
+    }
+}

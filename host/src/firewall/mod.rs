@@ -1,0 +1,18 @@
+//! iptables rules the plugin owns, applied through `iptables-restore --noflush` so one ADD costs one
+//! process per family, not one per rule (the `iptables` crate execs per rule, which is why it is not used).
+
+mod masq;
+mod restore;
+
+pub use masq::{chain_name, comment, render_chain_teardown as masq_teardown, Masquerade};
+pub use restore::{Family, Iptables};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{tool} not found in PATH or /usr/sbin, /sbin, /usr/bin: install iptables (apt-get install iptables)")]
+    NotFound { tool: String },
+    #[error("{tool} failed ({status}): {stderr}")]
+    Failed { tool: String, status: String, stderr: String },
+    #[error("cannot run {tool}: {source}")]
+    Spawn { tool: String, source: std::io::Error },
+}

@@ -1,0 +1,108 @@
+//! Running iptables-save / iptables-restore. Runtimes exec plugins with a minimal PATH, so the tools are also
+//! looked for in the usual sbin directories.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Self {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    pub fn multicast(self) -> &'static str {
+        match self {
+            Family::V4 => "224.0.0.0/4",
+            Family::V6 => "ff00::/8",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Iptables;
+
+fn find_tool(name: &str) -> Result<PathBuf, Error> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| p.is_file());
+    found.ok_or_else(|| Error::NotFound { tool: name.into() })
+}
+
+impl Iptables {
+    /// Applies `input` atomically per table; `-w` waits for the xtables lock instead of failing when
+    /// concurrent ADDs (or kube-proxy) hold it.
+    pub fn restore(&self, family: Family, input: &str) -> Result<(), Error> {
+        let tool = format!("{}-restore", family.prefix());
+        log::debug!("{tool} --noflush <<EOF\n{input}EOF");
+        let mut child = Command::new(find_tool(&tool)?)
+            .args(["--noflush", "-w", "10"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input.as_bytes())
+            .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        let out = child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        if !out.status.success() {
+            return Err(Error::Failed {
+                tool,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, family: Family, table: &str) -> Result<String, Error> {
+        let tool = format!("{}-save", family.prefix());
+        let out = Command::new(find_tool(&tool)?)
+            .args(["-t", table])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        if !out.status.success() {
+            return Err(Error::Failed {
+                tool,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether the tools are installed and usable here (for STATUS).
+    pub fn probe(&self, family: Family) -> Result<(), Error> {
+        self.save(family, "nat").map(|_| ())
+    }
+}

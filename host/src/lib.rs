@@ -1,0 +1,15 @@
+//! wasmcni: a CNI plugin that wires pods with a routed veth, built-in IPAM and masquerade, and runs
+//! WebAssembly hooks at pre-ADD, post-ADD and DEL.
+
+pub mod cli;
+pub mod cni;
+pub mod error;
+pub mod firewall;
+pub mod hooks;
+pub mod ipam;
+pub mod logging;
+pub mod netaddr;
+pub mod netlink;
+pub mod netns;
+pub mod ops;
+pub mod sysctl;

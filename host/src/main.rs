@@ -1,0 +1,45 @@
+//! Exec'd by a runtime with CNI_COMMAND set: speak CNI. Otherwise: the command line for people.
+
+use std::io::{Read, Write};
+
+use wasmcni::cni::plugin;
+use wasmcni::cni::request::ProcessEnv;
+use wasmcni::logging;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let binary_name = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let code = match std::env::var("CNI_COMMAND") {
+        Ok(command) => {
+            logging::init(log::LevelFilter::Warn);
+            cni_main(&command, &binary_name)
+        }
+        Err(_) => {
+            logging::init(log::LevelFilter::Info);
+            wasmcni::cli::main(argv, &binary_name)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn cni_main(command: &str, binary_name: &str) -> i32 {
+    // Read stdin whole: configs can be large, and a partial read would be a confusing decode error.
+    let mut stdin = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
+        log::error!("cannot read the network config from stdin: {e}");
+        stdin.clear();
+    }
+    let out = plugin::handle(command, &ProcessEnv, &stdin, binary_name);
+    if let Some(v) = out.stdout {
+        let mut stdout = std::io::stdout().lock();
+        let written = serde_json::to_writer(&mut stdout, &v).map_err(std::io::Error::from);
+        if written.and_then(|_| stdout.write_all(b"\n")).and_then(|_| stdout.flush()).is_err() {
+            return 1;
+        }
+    }
+    out.exit_code
+}

@@ -1,0 +1,148 @@
+//! The handful of rtnetlink requests the plugin makes. Errors stay `rtnetlink::Error` so callers can tell
+//! "already exists" or "no such device" apart and say what it means for the user.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::{Error as RtError, Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use tokio::runtime::Runtime;
+
+use crate::error::Error;
+use crate::netns::NetNs;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub mac: String,
+    pub mtu: Option<u32>,
+    pub up: bool,
+}
+
+impl LinkInfo {
+    fn from_message(m: &LinkMessage) -> Self {
+        let mut info = LinkInfo {
+            index: m.header.index,
+            name: String::new(),
+            mac: String::new(),
+            mtu: None,
+            up: m.header.flags.contains(LinkFlags::Up),
+        };
+        for attr in &m.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => info.name = n.clone(),
+                LinkAttribute::Address(a) => {
+                    info.mac = a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+                }
+                LinkAttribute::Mtu(m) => info.mtu = Some(*m),
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+pub struct Netlink {
+    handle: Handle,
+}
+
+fn invalid(e: impl std::fmt::Debug) -> RtError {
+    RtError::InvalidNla(format!("{e:?}"))
+}
+
+impl Netlink {
+    /// A socket in the namespace of the calling thread.
+    pub fn connect(rt: &Runtime) -> Result<Self, Error> {
+        let _guard = rt.enter();
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|e| Error::io("cannot open a netlink socket", e))?;
+        rt.spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// A socket inside `ns`: created on a thread that entered it, then used from ours.
+    pub fn connect_in(rt: &Runtime, ns: &NetNs) -> Result<Self, Error> {
+        let handle = rt.handle().clone();
+        let (conn, nl, _) = ns
+            .run(move || {
+                let _guard = handle.enter();
+                rtnetlink::new_connection()
+            })
+            .and_then(|r| r)
+            .map_err(|e| Error::io(format!("cannot open a netlink socket in netns {}", ns.path().display()), e))?;
+        rt.spawn(conn);
+        Ok(Netlink { handle: nl })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, RtError> {
+        let mut stream = self.handle.link().get().match_name(name.to_string()).execute();
+        match stream.try_next().await {
+            Ok(m) => Ok(m.as_ref().map(LinkInfo::from_message)),
+            Err(e) if super::is_errno(&e, nix::errno::Errno::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the pair in one request with the peer born inside the pod namespace (no move, no rename
+    /// race) and both ends up, which saves three round trips per ADD.
+    pub async fn create_veth(&self, host: &str, peer: &str, peer_ns: &NetNs, mtu: Option<u32>) -> Result<(), RtError> {
+        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).setns_by_fd(peer_ns.fd()).up();
+        let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(host.to_string()).up();
+        if let Some(mtu) = mtu {
+            peer_msg = peer_msg.mtu(mtu);
+            msg = msg.mtu(mtu);
+        }
+        let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build()))).build();
+        self.handle.link().add(msg).execute().await
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<(), RtError> {
+        self.handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await
+    }
+
+    pub async fn delete_link(&self, index: u32) -> Result<(), RtError> {
+        self.handle.link().del(index).execute().await
+    }
+
+    /// Adds `addr` (address + prefix length). `no_prefix_route` keeps the kernel from adding a subnet route,
+    /// which a routed (ptp) pod must not have: everything goes via the gateway.
+    pub async fn add_address(&self, index: u32, addr: IpNet, no_prefix_route: bool) -> Result<(), RtError> {
+        let mut req = self.handle.address().add(index, addr.addr(), addr.prefix_len());
+        if no_prefix_route {
+            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+        }
+        req.execute().await
+    }
+
+    pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>, RtError> {
+        let msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => IpNet::new(*ip, m.header.prefix_len).ok(),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    /// `ip route add DST [via GW] dev INDEX [scope link]`.
+    pub async fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32, scope_link: bool) -> Result<(), RtError> {
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.addr(), dst.prefix_len())
+            .map_err(invalid)?
+            .output_interface(index);
+        if let Some(gw) = gw {
+            b = b.gateway(gw).map_err(invalid)?;
+        }
+        if scope_link {
+            b = b.scope(RouteScope::Link);
+        }
+        self.handle.route().add(b.build()).execute().await
+    }
+}

@@ -1,0 +1,245 @@
+//! ADD: plan, reserve, wire the veth, firewall, hooks, record, result. Every change pushes its undo first
+//! thing after it succeeds; any error unwinds them all in reverse and returns one CNI error.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::plan::Plan;
+use super::record::Record;
+use super::rollback::{Undo, Undoer};
+use crate::cni::request::Request;
+use crate::cni::result::{CniResult, Interface, IpConfig, Route};
+use crate::error::{Error, Result};
+use crate::firewall::{Iptables, Masquerade};
+use crate::hooks::Hooks;
+use crate::ipam::{self, IpamConfig, Reserved};
+use crate::netaddr::host_net;
+use crate::netlink::{self, Netlink};
+use crate::netns::NetNs;
+
+pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<CniResult> {
+    let ipam_cfg = builtin_ipam(req)?;
+    let netns_path = req.netns.as_deref().expect("ADD requires CNI_NETNS (checked when parsing)");
+    let pod_ns = NetNs::open(netns_path)?;
+    let rt = super::runtime()?;
+    let node = Netlink::connect(&rt)?;
+    let pod = Netlink::connect_in(&rt, &pod_ns)?;
+    let iptables = Iptables;
+    let mut record = Record::new(
+        &req.conf.name,
+        &req.container_id,
+        &req.ifname,
+        Some(netns_path.to_path_buf()),
+        super::host_veth_name(&req.container_id, &req.ifname),
+    );
+    let wiring = Wiring { req, hooks, ipam: &ipam_cfg, pod_ns: &pod_ns, node: &node, pod: &pod, iptables: &iptables };
+    match rt.block_on(wiring.add(&mut record)) {
+        Ok(result) => Ok(result),
+        Err(cause) => {
+            log::warn!("ADD {} failed, unwinding {} steps: {cause}", req.container_id, record.undo.len());
+            let undo_errors = rt.block_on(Undoer { node: &node, iptables: &iptables }.unwind(&record.undo));
+            if undo_errors.is_empty() {
+                Err(cause)
+            } else {
+                Err(Error::Rollback { cause: Box::new(cause), undo_errors })
+            }
+        }
+    }
+}
+
+/// The IPAM config when it is the built-in one; delegating to an IPAM plugin is not built yet.
+pub fn builtin_ipam(req: &Request) -> Result<IpamConfig> {
+    let raw = req.conf.ipam.as_ref().ok_or_else(|| Error::InvalidConfig("missing \"ipam\" section".into()))?;
+    match req.conf.ipam_type() {
+        Some("builtin") => Ok(IpamConfig::parse(raw)?),
+        Some(other) => Err(Error::UnsupportedField(format!(
+            "ipam type {other:?}: delegating to IPAM plugins is not implemented yet; use \"builtin\""
+        ))),
+        None => Err(Error::InvalidConfig("ipam.type is missing (use \"builtin\")".into())),
+    }
+}
+
+struct Wiring<'a> {
+    req: &'a Request,
+    hooks: &'a dyn Hooks,
+    ipam: &'a IpamConfig,
+    pod_ns: &'a NetNs,
+    node: &'a Netlink,
+    pod: &'a Netlink,
+    iptables: &'a Iptables,
+}
+
+fn nl_err(op: String, e: rtnetlink::Error) -> Error {
+    Error::Netlink(netlink::describe(&op, &e))
+}
+
+fn default_route(gw: IpAddr) -> IpNet {
+    match gw {
+        IpAddr::V4(_) => IpNet::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).expect("valid"),
+        IpAddr::V6(_) => IpNet::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).expect("valid"),
+    }
+}
+
+impl Wiring<'_> {
+    async fn add(&self, record: &mut Record) -> Result<CniResult> {
+        let req = self.req;
+        let (id, ifname, network) = (&req.container_id, &req.ifname, &req.conf.name);
+
+        // pre-ADD hooks see and may change the plan before anything is reserved.
+        let plan = Plan::from_request(req, &self.ipam.routes)?;
+        let plan = self.hooks.pre_add(req, plan)?;
+
+        let reserved = ipam::reserve(self.ipam, network, id, ifname, &plan.requested_ips)?;
+        record.undo.push(Undo::ReleaseIps {
+            data_dir: self.ipam.data_dir.clone(),
+            network: network.clone(),
+            container_id: id.clone(),
+            ifname: ifname.clone(),
+        });
+        log::info!("{id}/{ifname}: reserved {:?}", reserved.iter().map(|r| r.ip).collect::<Vec<_>>());
+
+        let (host, pod_if) = self.create_veth(record, plan.mtu).await?;
+        self.configure_pod(pod_if.index, &reserved, &plan).await?;
+        self.configure_host(&host, &reserved).await?;
+        for r in &reserved {
+            crate::sysctl::enable_forwarding(r.ip)?;
+        }
+
+        if req.conf.ip_masq {
+            let masq = Masquerade::new(network, id, reserved.iter().map(|r| (r.ip, r.range.subnet)).collect());
+            let families = masq.families();
+            // Pushed before applying: teardown of rules that are not there is a no-op.
+            record.undo.push(Undo::RemoveMasquerade { masq: masq.clone(), families: families.clone() });
+            for family in families {
+                self.iptables.restore(family, &masq.render_setup(family))?;
+            }
+        }
+
+        let result = self.result(&host, &pod_if, &reserved, &plan);
+
+        let chains = self.hooks.post_add(req, &result)?;
+        if !chains.is_empty() {
+            record.undo.push(Undo::RemoveChains {
+                family: crate::firewall::Family::V4,
+                table: "filter".into(),
+                chains,
+            });
+        }
+
+        record.result = result.clone();
+        record.write(&req.conf.state_dir())?;
+        Ok(result)
+    }
+
+    async fn create_veth(
+        &self,
+        record: &mut Record,
+        mtu: Option<u32>,
+    ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
+        let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
+        let ns = self.pod_ns.path().display();
+        if self.pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?.is_some() {
+            return Err(Error::Netlink(format!(
+                "interface {ifname} already exists in netns {ns}: another plugin or a previous ADD created it"
+            )));
+        }
+        match self.node.create_veth(&host, ifname, self.pod_ns, mtu).await {
+            Ok(()) => {}
+            Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
+                return Err(Error::Netlink(format!(
+                    "link {host} already exists on the node: a previous DEL for container {} did not clean up \
+                     (run DEL for it, or delete the link)",
+                    self.req.container_id
+                )))
+            }
+            Err(e) => return Err(nl_err(format!("create veth {host} with peer {ifname} in netns {ns}"), e)),
+        }
+        record.undo.push(Undo::DeleteHostLink { name: host.clone() });
+        let host_link = self.node.link(&host).await.map_err(|e| nl_err(format!("look up {host}"), e))?;
+        let pod_link = self.pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?;
+        match (host_link, pod_link) {
+            (Some(h), Some(p)) => Ok((h, p)),
+            _ => Err(Error::Netlink(format!("veth {host}/{ifname} vanished right after it was created"))),
+        }
+    }
+
+    /// Pod side: lo up, the address without a subnet route, a link-scope route to the gateway, the default
+    /// route (and any configured routes) via it. The veth end is already up from its creation.
+    async fn configure_pod(&self, index: u32, reserved: &[Reserved], plan: &Plan) -> Result<()> {
+        let ns = self.pod_ns.path().display();
+        if let Some(lo) = self.pod.link("lo").await.map_err(|e| nl_err(format!("look up lo in netns {ns}"), e))? {
+            if !lo.up {
+                self.pod.set_up(lo.index).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
+            }
+        }
+        for r in reserved {
+            let addr = IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("prefix from a valid subnet");
+            let gw = r.range.gateway;
+            self.pod
+                .add_address(index, addr, true)
+                .await
+                .map_err(|e| nl_err(format!("add {addr} to {} in netns {ns}", self.req.ifname), e))?;
+            self.pod
+                .add_route(host_net(gw), None, index, true)
+                .await
+                .map_err(|e| nl_err(format!("add route to gateway {gw} in netns {ns}"), e))?;
+            let default = default_route(gw);
+            self.pod
+                .add_route(default, Some(gw), index, false)
+                .await
+                .map_err(|e| nl_err(format!("add default route via {gw} in netns {ns}"), e))?;
+            for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && rt.dst != default) {
+                let via = route.gw.unwrap_or(gw);
+                self.pod
+                    .add_route(route.dst, Some(via), index, false)
+                    .await
+                    .map_err(|e| nl_err(format!("add route {} via {via} in netns {ns}", route.dst), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Node side: the gateway address as a host prefix on the veth and a host route to each pod address.
+    async fn configure_host(&self, host: &netlink::LinkInfo, reserved: &[Reserved]) -> Result<()> {
+        for r in reserved {
+            let gw = host_net(r.range.gateway);
+            self.node
+                .add_address(host.index, gw, false)
+                .await
+                .map_err(|e| nl_err(format!("add gateway {gw} to {}", host.name), e))?;
+            let pod = host_net(r.ip);
+            match self.node.add_route(pod, None, host.index, true).await {
+                Ok(()) => {}
+                Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
+                    return Err(Error::Netlink(format!(
+                        "a route to {pod} already exists on the node: the address is in use elsewhere \
+                         (a leaked attachment, or a range overlapping another network)"
+                    )))
+                }
+                Err(e) => return Err(nl_err(format!("add route to {pod} via {}", host.name), e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn result(&self, host: &netlink::LinkInfo, pod: &netlink::LinkInfo, reserved: &[Reserved], plan: &Plan) -> CniResult {
+        let sandbox = Some(self.pod_ns.path().display().to_string());
+        let interfaces = vec![
+            Interface { name: host.name.clone(), mac: host.mac.clone(), mtu: host.mtu, sandbox: None },
+            Interface { name: pod.name.clone(), mac: pod.mac.clone(), mtu: pod.mtu, sandbox },
+        ];
+        let ips = reserved
+            .iter()
+            .map(|r| IpConfig {
+                address: IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("valid prefix"),
+                gateway: Some(r.range.gateway),
+                interface: Some(1),
+            })
+            .collect();
+        let mut routes: Vec<Route> =
+            reserved.iter().map(|r| Route::new(default_route(r.range.gateway), Some(r.range.gateway))).collect();
+        routes.extend(plan.routes.iter().filter(|r| !routes.iter().any(|d| d.dst == r.dst)).cloned().collect::<Vec<_>>());
+        CniResult { interfaces, ips, routes, dns: plan.dns.clone() }
+    }
+}

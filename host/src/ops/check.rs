@@ -1,0 +1,84 @@
+//! CHECK: is the attachment still what ADD made? Works from the record and names every missing piece.
+
+use std::collections::HashSet;
+
+use super::record::{self, Record};
+use super::rollback::Undo;
+use crate::cni::request::Request;
+use crate::cni::result::CniResult;
+use crate::error::{Error, Result};
+use crate::firewall::Iptables;
+use crate::ipam::Store;
+use crate::netlink::Netlink;
+use crate::netns::NetNs;
+
+pub fn run(req: &Request) -> Result<()> {
+    let path = record::path(&req.conf.state_dir(), &req.conf.name, &req.container_id, &req.ifname);
+    let rec = Record::load(&path)?.ok_or_else(|| {
+        Error::CheckFailed(format!(
+            "no attachment record for container {} ifname {} on network {} (ADD never succeeded here, or DEL ran)",
+            req.container_id, req.ifname, req.conf.name
+        ))
+    })?;
+    let netns = req.netns.as_deref().expect("CHECK requires CNI_NETNS (checked when parsing)");
+    let pod_ns = NetNs::open(netns)?;
+    let mut missing = Vec::new();
+
+    if let Some(prev) = &req.conf.prev_result {
+        let prev = CniResult::from_json(prev)?;
+        for ip in &prev.ips {
+            if !rec.result.ips.iter().any(|r| r.address == ip.address) {
+                missing.push(format!("prevResult address {} was not assigned by this plugin", ip.address));
+            }
+        }
+    }
+
+    let rt = super::runtime()?;
+    let node = Netlink::connect(&rt)?;
+    let pod = Netlink::connect_in(&rt, &pod_ns)?;
+    rt.block_on(async {
+        match node.link(&rec.host_veth).await {
+            Ok(Some(l)) if l.up => {}
+            Ok(Some(_)) => missing.push(format!("host veth {} is down", rec.host_veth)),
+            _ => missing.push(format!("host veth {} is missing", rec.host_veth)),
+        }
+        match pod.link(&req.ifname).await {
+            Ok(Some(l)) => {
+                let have: HashSet<_> = pod.addresses(l.index).await.unwrap_or_default().into_iter().collect();
+                for ip in &rec.result.ips {
+                    if !have.contains(&ip.address) {
+                        missing.push(format!("address {} is missing from {}", ip.address, req.ifname));
+                    }
+                }
+            }
+            _ => missing.push(format!("interface {} is missing from netns {}", req.ifname, netns.display())),
+        }
+    });
+
+    for step in &rec.undo {
+        match step {
+            Undo::RemoveMasquerade { masq, families } => {
+                for family in families {
+                    let saved = Iptables.save(*family, "nat").map_err(Error::Firewall)?;
+                    if !saved.lines().any(|l| l.starts_with(&format!(":{} ", masq.chain))) {
+                        missing.push(format!("masquerade chain {} is missing", masq.chain));
+                    }
+                }
+            }
+            Undo::ReleaseIps { data_dir, network, container_id, ifname } => {
+                let held = Store::open(data_dir, network)?.find(container_id, ifname)?;
+                for ip in &rec.result.ips {
+                    if !held.contains(&ip.address.addr()) {
+                        missing.push(format!("IP reservation for {} is missing", ip.address.addr()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::CheckFailed(format!("attachment {}/{} is broken: {}", req.container_id, req.ifname, missing.join("; "))))
+    }
+}

@@ -1,0 +1,65 @@
+//! DEL: run the undo steps ADD recorded. Without a record (ADD crashed, or state was lost) fall back to what
+//! can be found by name: the deterministic veth and chain names and the IPAM files of this container. Every
+//! step treats "already gone" as success, so DEL twice, or after the netns vanished, succeeds.
+
+use super::record::{self, Record};
+use super::rollback::{Undo, Undoer};
+use crate::cni::request::Request;
+use crate::error::{Error, Result};
+use crate::firewall::{Family, Iptables, Masquerade};
+use crate::hooks::Hooks;
+use crate::ipam::{IpamConfig, DEFAULT_DATA_DIR};
+use crate::netlink::Netlink;
+
+pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<()> {
+    // Hooks are told first, while the attachment still exists; they cannot fail DEL.
+    hooks.del(req);
+
+    let state_dir = req.conf.state_dir();
+    let path = record::path(&state_dir, &req.conf.name, &req.container_id, &req.ifname);
+    let steps = match Record::load(&path) {
+        Ok(Some(rec)) => rec.undo,
+        Ok(None) => fallback_steps(req),
+        Err(e) => {
+            log::warn!("{e}: cleaning up by name instead");
+            fallback_steps(req)
+        }
+    };
+    let rt = super::runtime()?;
+    let node = Netlink::connect(&rt)?;
+    let errors = rt.block_on(Undoer { node: &node, iptables: &Iptables }.unwind(&steps));
+    if !errors.is_empty() {
+        // Keep the record so a retried DEL (runtimes retry) can finish the job.
+        return Err(Error::TryAgain(format!("DEL of {} left work undone: {}", req.container_id, errors.join("; "))));
+    }
+    Record::remove(&path)?;
+    log::info!("{}/{}: deleted", req.container_id, req.ifname);
+    Ok(())
+}
+
+/// What ADD would have recorded, found by deterministic names.
+fn fallback_steps(req: &Request) -> Vec<Undo> {
+    let data_dir = req
+        .conf
+        .ipam
+        .as_ref()
+        .and_then(|raw| IpamConfig::parse(raw).ok())
+        .map(|c| c.data_dir)
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    let mut steps = vec![
+        Undo::ReleaseIps {
+            data_dir,
+            network: req.conf.name.clone(),
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+        },
+        Undo::DeleteHostLink { name: super::host_veth_name(&req.container_id, &req.ifname) },
+    ];
+    if req.conf.ip_masq {
+        steps.push(Undo::RemoveMasquerade {
+            masq: Masquerade::new(&req.conf.name, &req.container_id, Vec::new()),
+            families: vec![Family::V4],
+        });
+    }
+    steps
+}

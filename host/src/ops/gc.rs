@@ -1,0 +1,73 @@
+//! GC (CNI 1.1): remove every attachment of this network that the runtime no longer lists in
+//! `cni.dev/valid-attachments`: recorded ones through their undo steps, and IP reservations without a
+//! record. Keeps going past errors and reports them all at the end.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::record::Record;
+use super::rollback::Undoer;
+use crate::cni::request::Request;
+use crate::error::{Error, Result};
+use crate::firewall::Iptables;
+use crate::netlink::Netlink;
+
+pub fn run(req: &Request) -> Result<()> {
+    let valid = valid_attachments(&req.raw_conf)?;
+    let state_dir = req.conf.state_dir();
+    let rt = super::runtime()?;
+    let node = Netlink::connect(&rt)?;
+    let undoer = Undoer { node: &node, iptables: &Iptables };
+    let mut errors = Vec::new();
+    for (path, rec) in Record::list(&state_dir, &req.conf.name) {
+        if valid.contains(&(rec.container_id.clone(), rec.ifname.clone())) {
+            continue;
+        }
+        log::info!("gc: removing stale attachment {}/{}", rec.container_id, rec.ifname);
+        let errs = rt.block_on(undoer.unwind(&rec.undo));
+        if errs.is_empty() {
+            if let Err(e) = Record::remove(&path) {
+                errors.push(e.to_string());
+            }
+        }
+        errors.extend(errs);
+    }
+    // Reservations that no record explains (older plugins, crashes between reserve and record).
+    if let Ok(ipam) = super::add::builtin_ipam(req) {
+        if ipam.data_dir.join(&req.conf.name).exists() {
+            match crate::ipam::Store::open(&ipam.data_dir, &req.conf.name) {
+                Ok(store) => {
+                    for (ip, id, ifname) in store.list().unwrap_or_default() {
+                        if !valid.contains(&(id.clone(), ifname.clone())) {
+                            log::info!("gc: releasing leaked {ip} of {id}/{ifname}");
+                            if let Err(e) = store.release(&id, &ifname) {
+                                errors.push(e.to_string());
+                            }
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::TryAgain(format!("GC left work undone: {}", errors.join("; "))))
+    }
+}
+
+/// Spec 1.1 names the key `cni.dev/valid-attachments`; early drafts and some runtimes used
+/// `cni.dev/attachments`. Both are read.
+fn valid_attachments(conf: &Value) -> Result<HashSet<(String, String)>> {
+    let list = conf
+        .get("cni.dev/valid-attachments")
+        .or_else(|| conf.get("cni.dev/attachments"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::InvalidConfig("GC needs \"cni.dev/valid-attachments\" in the config".into()))?;
+    Ok(list
+        .iter()
+        .filter_map(|a| Some((a.get("containerID")?.as_str()?.to_string(), a.get("ifname")?.as_str()?.to_string())))
+        .collect())
+}

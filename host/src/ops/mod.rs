@@ -1,0 +1,43 @@
+//! The CNI operations. Each one orchestrates the modules below it; none of those call back up here.
+
+pub mod add;
+pub mod check;
+pub mod del;
+pub mod gc;
+pub mod plan;
+pub mod record;
+pub mod rollback;
+pub mod status;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+/// A runtime for the netlink sockets: one thread, since the plugin does one thing at a time.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::io("cannot start the netlink runtime", e))
+}
+
+/// The node-side veth name: deterministic (DEL and GC find it without state) and within IFNAMSIZ.
+pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
+    let digest = Sha256::digest(format!("{container_id}/{ifname}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("wcni{}", &hex[..11])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_veth_name_is_stable_short_and_distinct() {
+        let a = host_veth_name("ctr", "eth0");
+        assert_eq!(a.len(), 15);
+        assert_eq!(a, host_veth_name("ctr", "eth0"));
+        assert_ne!(a, host_veth_name("ctr", "eth1"));
+        assert_ne!(a, host_veth_name("ctr2", "eth0"));
+    }
+}

@@ -1,0 +1,28 @@
+//! STATUS (CNI 1.1): can this plugin take an ADD right now? Code 50 with the reason when it cannot.
+
+use std::fs;
+
+use crate::cni::request::Request;
+use crate::error::{Error, Result};
+use crate::firewall::{Family, Iptables};
+
+pub fn run(req: &Request) -> Result<()> {
+    let not_ready = |what: String| Error::NotAvailable(format!("not ready: {what}"));
+    let writable = |dir: &std::path::Path| -> Result<()> {
+        fs::create_dir_all(dir).map_err(|e| not_ready(format!("cannot create {}: {e}", dir.display())))?;
+        tempfile_in(dir).map_err(|e| not_ready(format!("{} is not writable: {e}", dir.display())))
+    };
+    writable(&req.conf.state_dir())?;
+    let ipam = super::add::builtin_ipam(req)?;
+    writable(&ipam.data_dir)?;
+    if req.conf.ip_masq {
+        Iptables.probe(Family::V4).map_err(|e| not_ready(format!("iptables is not usable: {e}")))?;
+    }
+    Ok(())
+}
+
+fn tempfile_in(dir: &std::path::Path) -> std::io::Result<()> {
+    let p = dir.join(format!(".status-probe.{}", std::process::id()));
+    fs::write(&p, b"")?;
+    fs::remove_file(&p)
+}
