@@ -1,1 +1,15 @@
+//! Kernel end-to-end tests. They need root (CI runs as root) and fail loudly without it: a skipped kernel test
+//! would hide exactly the bugs it exists to catch.
 
+mod support;
+
+mod cli;
+mod connectivity;
+mod failures;
+mod lifecycle;
+mod versions;
+
+#[test]
+fn runs_as_root() {
+    assert!(nix::unistd::geteuid().is_root(), "the e2e tests create network namespaces and must run as root");
+}

@@ -57,7 +57,7 @@ fn step(set: &RangeSet, ri: usize, ip: IpAddr) -> (usize, IpAddr) {
 }
 
 pub fn describe(set: &RangeSet) -> String {
-    set.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(", ")
+    set.iter().map(|r| format!("{} ({}-{})", r.subnet, r.start, r.end)).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

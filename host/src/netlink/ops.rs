@@ -88,9 +88,10 @@ impl Netlink {
     }
 
     /// Creates the pair in one request with the peer born inside the pod namespace (no move, no rename
-    /// race) and both ends up, which saves three round trips per ADD.
+    /// race) and the node end up. The peer cannot be brought up in the same request: the kernel configures
+    /// it before the pair is linked and veth_open fails with ENOTCONN.
     pub async fn create_veth(&self, host: &str, peer: &str, peer_ns: &NetNs, mtu: Option<u32>) -> Result<(), RtError> {
-        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).setns_by_fd(peer_ns.fd()).up();
+        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).setns_by_fd(peer_ns.fd());
         let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(host.to_string()).up();
         if let Some(mtu) = mtu {
             peer_msg = peer_msg.mtu(mtu);

@@ -165,9 +165,11 @@ impl Wiring<'_> {
     }
 
     /// Pod side: lo up, the address without a subnet route, a link-scope route to the gateway, the default
-    /// route (and any configured routes) via it. The veth end is already up from its creation.
+    /// route (and any configured routes) via it.
     async fn configure_pod(&self, index: u32, reserved: &[Reserved], plan: &Plan) -> Result<()> {
         let ns = self.pod_ns.path().display();
+        let ifname = &self.req.ifname;
+        self.pod.set_up(index).await.map_err(|e| nl_err(format!("set {ifname} up in netns {ns}"), e))?;
         if let Some(lo) = self.pod.link("lo").await.map_err(|e| nl_err(format!("look up lo in netns {ns}"), e))? {
             if !lo.up {
                 self.pod.set_up(lo.index).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;

@@ -1,0 +1,115 @@
+//! A pod gets its address and routes, reaches its gateway, other pods and (through masquerade) upstream.
+
+use crate::support::*;
+
+#[test]
+fn pod_gets_address_routes_and_reaches_gateway() {
+    let node = Node::new("10.60.0.0/24");
+    let pod = Ns::new("pod");
+    let res = node.add(&pod, "conn1").ok().clone();
+    let ip = pod_ip(&res);
+    assert_eq!(res["ips"][0]["gateway"], "10.60.0.1");
+
+    let addr = pod.ip(&["-o", "addr", "show", "dev", "eth0"]);
+    assert!(addr.contains(&format!("inet {ip}/24")), "{addr}");
+    assert!(pod.ip(&["link", "show", "eth0"]).contains("mtu 1400"));
+    assert!(pod.ip(&["link", "show", "lo"]).contains("UP"));
+    let routes = pod.ip(&["route", "show"]);
+    assert!(routes.contains("default via 10.60.0.1 dev eth0"), "{routes}");
+    assert!(routes.contains("10.60.0.1 dev eth0") && routes.contains("scope link"), "{routes}");
+    assert!(!routes.contains("10.60.0.0/24"), "routed mode must not add a subnet route: {routes}");
+
+    let host = res["interfaces"][0]["name"].as_str().unwrap();
+    let host_addr = node.ns.ip(&["-o", "addr", "show", "dev", host]);
+    assert!(host_addr.contains("inet 10.60.0.1/32"), "{host_addr}");
+    let node_routes = node.ns.ip(&["route", "show"]);
+    assert!(node_routes.contains(&format!("{ip} dev {host}")), "{node_routes}");
+    assert_eq!(node.ns.exec(&["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout, b"1\n");
+
+    assert!(pod.ping("10.60.0.1"), "pod cannot ping its gateway");
+    node.del(&pod, "conn1").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn two_pods_reach_each_other_and_upstream_through_masquerade() {
+    let node = Node::new("10.61.0.0/24");
+    let (a, b) = (Ns::new("pa"), Ns::new("pb"));
+    let ip_a = pod_ip(node.add(&a, "pod-a").ok());
+    let ip_b = pod_ip(node.add(&b, "pod-b").ok());
+    assert_ne!(ip_a, ip_b);
+    assert!(a.ping(&ip_b), "pod a cannot reach pod b");
+    assert!(b.ping(&ip_a), "pod b cannot reach pod a");
+
+    assert!(a.ping(UPSTREAM_IP), "pod cannot reach upstream");
+    let seen = node.upstream_sees(&a);
+    assert_eq!(seen.ip().to_string(), NODE_UPLINK_IP, "upstream must see the node's address (masquerade)");
+
+    // Without the masquerade chain upstream cannot answer: proves the rule, not luck, carries the traffic.
+    node.del(&b, "pod-b").succeeded();
+    let chain = wasmcni::firewall::chain_name(&node.network, "pod-a");
+    let saved = node.ns.iptables_save();
+    assert!(saved.contains(&format!(":{chain} ")), "{saved}");
+    let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap().to_string();
+    let mut del = vec!["iptables", "-t", "nat", "-D"];
+    let args = shell_words(&jump[3..]);
+    del.extend(args.iter().map(String::as_str));
+    assert!(node.ns.exec(&del).status.success());
+    assert!(!a.ping(UPSTREAM_IP), "upstream answered without masquerade: the test proves nothing");
+
+    node.del(&a, "pod-a").succeeded();
+    node.assert_clean();
+}
+
+/// Splits an iptables-save rule into arguments (double quotes with backslash escapes).
+fn shell_words(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, s.chars());
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => cur.extend(chars.next()),
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[test]
+fn fifty_concurrent_adds_get_distinct_addresses_that_work() {
+    let node = Node::new("10.62.0.0/24");
+    let pods: Vec<Ns> = (0..50).map(|i| Ns::new(&format!("c{i}"))).collect();
+    let conf = node.conf("1.0.0");
+    let running: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, pod)| {
+            let env = [
+                ("CNI_COMMAND", "ADD".to_string()),
+                ("CNI_CONTAINERID", format!("conc{i}")),
+                ("CNI_NETNS", pod.path().display().to_string()),
+                ("CNI_IFNAME", "eth0".to_string()),
+            ]
+            .into();
+            node.spawn_cni(&env, &conf)
+        })
+        .collect();
+    let ips: Vec<String> = running.into_iter().map(|r| pod_ip(r.wait().ok())).collect();
+    let distinct: std::collections::HashSet<_> = ips.iter().collect();
+    assert_eq!(distinct.len(), 50, "duplicate addresses: {ips:?}");
+    assert_eq!(node.reserved_ips().len(), 50);
+    for (pod, ip) in pods.iter().zip(&ips) {
+        assert!(pod.ping("10.62.0.1"), "pod {ip} cannot reach the gateway");
+    }
+    for (i, pod) in pods.iter().enumerate() {
+        node.del(pod, &format!("conc{i}")).succeeded();
+    }
+    node.assert_clean();
+}

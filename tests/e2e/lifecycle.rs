@@ -1,0 +1,127 @@
+//! DEL in all the states a runtime can call it in, duplicate ADD, pool exhaustion, CHECK, STATUS and GC.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[test]
+fn del_twice_and_del_with_empty_netns_succeed() {
+    let node = Node::new("10.63.0.0/24");
+    let pod = Ns::new("pod");
+    node.add(&pod, "twice").ok();
+    node.del(&pod, "twice").succeeded();
+    node.assert_clean();
+    assert!(!pod.links().contains("eth0"), "pod end must go with the host end");
+    node.del(&pod, "twice").succeeded();
+    node.cni("DEL", &node.conf("1.0.0"), "twice", None, "eth0").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn del_after_the_netns_was_deleted_cleans_everything() {
+    let node = Node::new("10.64.0.0/24");
+    let pod = Ns::new("pod");
+    let path = pod.path();
+    node.add(&pod, "gone").ok();
+    drop(pod);
+    assert!(!path.exists());
+    node.cni("DEL", &node.conf("1.0.0"), "gone", Some(&path), "eth0").succeeded();
+    node.assert_clean();
+    // And with the runtime passing no netns at all, after state was already cleaned.
+    node.cni("DEL", &node.conf("1.0.0"), "gone", None, "eth0").succeeded();
+}
+
+#[test]
+fn del_without_a_record_cleans_by_name() {
+    // A crash between the kernel work and the record leaves no record: DEL must still find everything.
+    let node = Node::new("10.65.0.0/24");
+    let pod = Ns::new("pod");
+    node.add(&pod, "norecord").ok();
+    for r in node.records() {
+        std::fs::remove_file(r).unwrap();
+    }
+    node.del(&pod, "norecord").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn second_add_of_the_same_attachment_fails_cleanly_and_keeps_the_first() {
+    let node = Node::new("10.66.0.0/24");
+    let pod = Ns::new("pod");
+    node.add(&pod, "dup").ok();
+    let err = node.add(&pod, "dup").err().clone();
+    assert_eq!(err["code"], 102, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("duplicate ADD"), "{err}");
+    assert_eq!(node.reserved_ips().len(), 1);
+    assert_eq!(node.host_veths().len(), 1);
+    assert!(pod.ping("10.66.0.1"), "the first attachment must survive the failed duplicate");
+    node.del(&pod, "dup").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn a_slash_30_pool_runs_out_with_a_clear_error() {
+    let node = Node::new("10.67.0.0/30");
+    let (a, b) = (Ns::new("pa"), Ns::new("pb"));
+    assert_eq!(pod_ip(node.add(&a, "first").ok()), "10.67.0.2");
+    let err = node.add(&b, "second").err().clone();
+    assert_eq!(err["code"], 101, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("exhausted") && msg.contains("10.67.0.0/30"), "{msg}");
+    assert!(!b.links().contains("eth0"));
+    assert_eq!(node.host_veths().len(), 1);
+    node.del(&a, "first").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn check_passes_then_names_what_was_removed() {
+    let node = Node::new("10.68.0.0/24");
+    let pod = Ns::new("pod");
+    let conf = node.conf("1.1.0");
+    let res = node.cni("ADD", &conf, "chk", Some(&pod.path()), "eth0").ok().clone();
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = res.clone();
+    node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").succeeded();
+
+    let addr = res["ips"][0]["address"].as_str().unwrap();
+    pod.ip(&["addr", "del", addr, "dev", "eth0"]);
+    let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains(&format!("address {addr} is missing")), "{err}");
+    node.cni("DEL", &conf, "chk", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn status_reports_ready_and_names_an_unusable_state_dir() {
+    let node = Node::new("10.69.0.0/24");
+    let conf = node.conf("1.1.0");
+    let reply = node.cni("STATUS", &conf, "", None, "");
+    reply.succeeded();
+    let mut bad = conf.clone();
+    std::fs::write(node.dir.path().join("file"), b"").unwrap();
+    bad["stateDir"] = json!(node.dir.path().join("file/state"));
+    let err = node.cni("STATUS", &bad, "", None, "").err().clone();
+    assert_eq!(err["code"], 50, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("file/state"), "{err}");
+}
+
+#[test]
+fn gc_removes_exactly_the_attachments_not_listed() {
+    let node = Node::new("10.70.0.0/24");
+    let (keep, stale) = (Ns::new("keep"), Ns::new("stale"));
+    let keep_ip = pod_ip(node.add(&keep, "keep").ok());
+    node.add(&stale, "stale").ok();
+    let mut conf = node.conf("1.1.0");
+    conf["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    node.cni("GC", &conf, "", None, "").succeeded();
+    assert_eq!(node.reserved_ips(), vec![keep_ip]);
+    assert_eq!(node.host_veths().len(), 1);
+    assert_eq!(node.records().len(), 1);
+    assert!(!stale.links().contains("eth0"));
+    assert!(keep.ping("10.70.0.1"), "GC must leave live attachments working");
+    let chains = node.cni_chains();
+    assert!(chains.iter().all(|l| !l.contains("\\\"stale\\\"")), "{chains:?}");
+    node.del(&keep, "keep").succeeded();
+    node.assert_clean();
+}
