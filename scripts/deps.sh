@@ -1,0 +1,22 @@
+# Installs what building, the demo and the tests need on a fresh Debian 12 (run as root). Sourced by the
+# README's commands; idempotent and quick when everything is present.
+set -euo pipefail
+
+need_apt=()
+for pair in ip:iproute2 iptables-restore:iptables ping:iputils-ping nsenter:util-linux nc:netcat-openbsd \
+            cc:gcc; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
+done
+# The reference plugins are peers for interop tests and the benchmark.
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "==> installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
