@@ -20,3 +20,9 @@ if ! command -v cargo >/dev/null 2>&1; then
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+
+# Hooks are WebAssembly components; the test hooks and example hooks build for this target.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "==> rustup target add wasm32-wasip2"
+    rustup target add wasm32-wasip2
+fi

@@ -6,5 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 [ "$(id -u)" = 0 ] || { echo "the kernel tests need root" >&2; exit 1; }
 
-echo "==> cargo test (unit + kernel e2e)"
-cargo test --workspace --locked 2>&1
+echo "==> building the test hook component (wasm32-wasip2)"
+cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
+
+echo "==> cargo test (unit + kernel e2e, hooks included)"
+cargo test --locked 2>&1

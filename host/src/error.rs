@@ -20,6 +20,7 @@ pub mod code {
     pub const FIREWALL: u32 = 103;
     pub const HOOK: u32 = 104;
     pub const CHECK_FAILED: u32 = 105;
+    pub const INTERNAL: u32 = 106;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub enum Error {
     Hook(String),
     #[error("{0}")]
     CheckFailed(String),
+    #[error("{0}")]
+    Internal(String),
     /// An ADD failed and unwinding what it had done failed too: the code is the cause's, the undo errors are
     /// reported in `details` so an operator knows what may be left.
     #[error("{cause} (rollback also failed: {})", undo_errors.join("; "))]
@@ -79,6 +82,7 @@ impl Error {
             Error::Firewall(_) => code::FIREWALL,
             Error::Hook(_) => code::HOOK,
             Error::CheckFailed(_) => code::CHECK_FAILED,
+            Error::Internal(_) => code::INTERNAL,
             Error::Rollback { cause, .. } => cause.code(),
         }
     }

@@ -16,7 +16,9 @@ static LOGGER: Logger = Logger { file: Mutex::new(None) };
 
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= log::max_level()
+        // Dependencies (cranelift logs every compiled function at debug) are kept to warnings.
+        let cap = if m.target().starts_with("wasmcni") { log::max_level() } else { LevelFilter::Warn.min(log::max_level()) };
+        m.level() <= cap
     }
 
     fn log(&self, r: &Record) {

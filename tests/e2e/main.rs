@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod connectivity;
 mod failures;
+mod hooks;
 mod lifecycle;
 mod versions;
 

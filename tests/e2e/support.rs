@@ -234,8 +234,15 @@ impl Node {
         self.ns.links().lines().filter(|l| l.contains(": wcni")).map(String::from).collect()
     }
 
+    /// Rules and chains of attachments. The shared WASMCNI-FORWARD chain and its FORWARD jump (comment
+    /// "wasmcni hooks") belong to the node, not to an attachment, and stay.
     pub fn cni_chains(&self) -> Vec<String> {
-        self.ns.iptables_save().lines().filter(|l| l.contains("CNI-")).map(String::from).collect()
+        self.ns
+            .iptables_save()
+            .lines()
+            .filter(|l| l.contains("CNI-") && !l.contains("\"wasmcni hooks\"") && !l.starts_with(":WASMCNI-FORWARD "))
+            .map(String::from)
+            .collect()
     }
 
     /// Asserts that nothing of any attachment is left on the node.

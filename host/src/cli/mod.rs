@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::cni::plugin;
 
+mod hook;
+
 #[derive(Parser)]
 #[command(name = "wasmcni", version, about = "CNI plugin with WebAssembly hooks. Runtimes exec it with CNI_COMMAND set; \
 without it, this CLI runs the same code by hand.")]
@@ -26,6 +28,9 @@ enum Cmd {
     Exec(ExecArgs),
     /// Print the CNI versions this binary speaks.
     Version,
+    /// Hook tools: precompile into the cache.
+    #[command(subcommand)]
+    Hook(hook::HookCmd),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,6 +83,7 @@ pub fn main(argv: Vec<String>, binary_name: &str) -> i32 {
     let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Cmd::Exec(args) => exec(args, binary_name),
+        Cmd::Hook(cmd) => hook::run(cmd),
         Cmd::Version => {
             println!("wasmcni {} (CNI {})", env!("CARGO_PKG_VERSION"), crate::cni::version::SUPPORTED.join(", "));
             Ok(0)

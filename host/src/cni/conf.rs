@@ -68,6 +68,12 @@ pub struct NetConf {
     pub log_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// TOML manifest listing hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks_manifest: Option<PathBuf>,
+    /// Hooks listed inline, same fields as in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Value>,
     /// Everything else is kept, so nothing a runtime or a later issue adds is lost on the way through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

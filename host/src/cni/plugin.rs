@@ -24,7 +24,9 @@ pub fn handle(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> 
         .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(String::from))
         .and_then(|v| Version::parse(&v).ok())
         .unwrap_or_else(Version::latest);
-    match dispatch(command, env, stdin, binary_name) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(command, env, stdin, binary_name)))
+        .unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p))));
+    match outcome {
         Ok(stdout) => Outcome { stdout, exit_code: 0 },
         Err(e) => {
             log::error!("{command} failed: {e}");
@@ -49,13 +51,20 @@ fn dispatch(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Re
         );
     }
     log::info!("{command:?} container={} ifname={} netns={:?}", req.container_id, req.ifname, req.netns);
-    let hooks = crate::hooks::load(&req)?;
     match command {
         Command::Add => {
+            let hooks = crate::hooks::load(&req)?;
             let result: CniResult = ops::add::run(&req, hooks.as_ref())?;
             Ok(Some(result.to_json(&req.version)))
         }
-        Command::Del => ops::del::run(&req, hooks.as_ref()).map(|_| None),
+        Command::Del => {
+            // Hooks only get told about DEL; a hook that cannot even load must not keep the pod's resources.
+            let hooks = crate::hooks::load(&req).unwrap_or_else(|e| {
+                log::warn!("hooks not loaded for DEL (cleanup goes on without them): {e}");
+                Box::new(crate::hooks::NoHooks)
+            });
+            ops::del::run(&req, hooks.as_ref()).map(|_| None)
+        }
         Command::Check => {
             if !req.version.at_least("0.4.0") {
                 return Err(Error::IncompatibleVersion {

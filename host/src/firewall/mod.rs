@@ -1,6 +1,7 @@
 //! iptables rules the plugin owns, applied through `iptables-restore --noflush` so one ADD costs one
 //! process per family, not one per rule (the `iptables` crate execs per rule, which is why it is not used).
 
+pub mod hookrules;
 mod masq;
 mod restore;
 

@@ -1,36 +1,129 @@
-//! Where WebAssembly hooks plug into ADD and DEL. The host calls these stage points; the WASM runtime that
-//! fills them in implements `Hooks`. Until a netconf names hooks, `NoHooks` changes nothing.
+//! WebAssembly hooks at pre-ADD, post-ADD and DEL. The host calls the stage points of `Hooks`; `WasmHooks`
+//! runs the components a netconf lists, applies each hook's `on_error` policy and validates what it returns.
+
+pub mod cache;
+mod convert;
+pub mod manifest;
+pub mod runtime;
+pub mod validate;
 
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::firewall::hookrules::HookChain;
+use crate::ipam::IpamConfig;
 use crate::ops::plan::Plan;
+use manifest::{Mode, OnError, Stage};
+use runtime::{Failure, LoadedHook};
 
 pub trait Hooks {
-    /// pre-ADD: runs before IPAM; may change the addressing plan, which the host then validates.
-    fn pre_add(&self, req: &Request, plan: Plan) -> Result<Plan>;
-    /// post-ADD: runs after the host firewall step; returns the names of the filter-table chains it created
-    /// for hook rules, so they are recorded for DEL/GC and unwound if a later step fails.
-    fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<String>>;
-    /// DEL: a notification; it can never make DEL fail, so it returns nothing.
+    /// pre-ADD: before IPAM; may change the addressing plan. Each hook's answer is validated against the
+    /// network's ranges before the next hook sees it.
+    fn pre_add(&self, req: &Request, plan: Plan, ipam: &IpamConfig) -> Result<Plan>;
+    /// post-ADD: after the pod is wired; returns validated rules per hook for the host to apply.
+    fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<HookChain>>;
+    /// DEL: a notification; it can never make DEL fail.
     fn del(&self, req: &Request);
 }
 
 pub struct NoHooks;
 
 impl Hooks for NoHooks {
-    fn pre_add(&self, _req: &Request, plan: Plan) -> Result<Plan> {
+    fn pre_add(&self, _req: &Request, plan: Plan, _ipam: &IpamConfig) -> Result<Plan> {
         Ok(plan)
     }
 
-    fn post_add(&self, _req: &Request, _result: &CniResult) -> Result<Vec<String>> {
+    fn post_add(&self, _req: &Request, _result: &CniResult) -> Result<Vec<HookChain>> {
         Ok(Vec::new())
     }
 
     fn del(&self, _req: &Request) {}
 }
 
-/// The hooks a request's netconf asks for. No hooks are configurable yet, so this is always `NoHooks`.
-pub fn load(_req: &Request) -> Result<Box<dyn Hooks>> {
-    Ok(Box::new(NoHooks))
+pub struct WasmHooks {
+    hooks: Vec<LoadedHook>,
+}
+
+/// The hooks a request's netconf asks for, loaded (compiled once, then from the cache) and ready to call.
+pub fn load(req: &Request) -> Result<Box<dyn Hooks>> {
+    let specs = manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref())?;
+    if specs.is_empty() {
+        return Ok(Box::new(NoHooks));
+    }
+    let cache = runtime::cache_for(&req.conf.state_dir()).map_err(Error::Hook)?;
+    let hooks = specs
+        .into_iter()
+        .map(|spec| {
+            let name = spec.name.clone();
+            LoadedHook::load(spec, &cache).map_err(|e| Error::Hook(format!("hook {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Box::new(WasmHooks { hooks }))
+}
+
+impl WasmHooks {
+    fn at(&self, stage: Stage) -> impl Iterator<Item = &LoadedHook> {
+        self.hooks.iter().filter(move |h| h.spec.runs_at(stage))
+    }
+}
+
+/// `on_error = "fail"` turns a failure into the ADD's error; `ignore` logs it and carries on.
+fn policy(hook: &LoadedHook, stage: &str, failure: Failure) -> Result<()> {
+    let msg = format!("hook {} failed in {stage}: {failure}", hook.spec.name);
+    match hook.spec.on_error {
+        OnError::Fail => Err(Error::Hook(msg)),
+        OnError::Ignore => {
+            log::warn!("{msg} (on_error = \"ignore\": continuing)");
+            Ok(())
+        }
+    }
+}
+
+impl Hooks for WasmHooks {
+    fn pre_add(&self, req: &Request, mut plan: Plan, ipam: &IpamConfig) -> Result<Plan> {
+        for h in self.at(Stage::PreAdd) {
+            let att = convert::attachment(req, &h.spec);
+            let answer = h
+                .pre_add(&att, &convert::plan(&plan))
+                .and_then(|p| validate::plan(p, ipam).map_err(Failure::Invalid));
+            match answer {
+                Ok(p) => {
+                    if p != plan {
+                        log::info!("hook {} changed the plan: {p:?}", h.spec.name);
+                    }
+                    plan = p;
+                }
+                Err(f) => policy(h, "pre-add", f)?,
+            }
+        }
+        Ok(plan)
+    }
+
+    fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<HookChain>> {
+        let wit_result = convert::result(result);
+        let mut chains = Vec::new();
+        for h in self.at(Stage::PostAdd) {
+            let att = convert::attachment(req, &h.spec);
+            let rules = h.post_add(&att, &wit_result).and_then(|r| validate::rules(r).map_err(Failure::Invalid));
+            match rules {
+                Ok(rules) if h.spec.mode == Mode::Monitor => {
+                    for r in &rules {
+                        log::warn!("hook {} (monitor mode, not applied) would add: {r:?}", h.spec.name);
+                    }
+                }
+                Ok(rules) if rules.is_empty() => {}
+                Ok(rules) => chains.push(HookChain::new(&req.conf.name, &req.container_id, &req.ifname, &h.spec.name, rules)),
+                Err(f) => policy(h, "post-add", f)?,
+            }
+        }
+        Ok(chains)
+    }
+
+    fn del(&self, req: &Request) {
+        for h in self.at(Stage::Del) {
+            if let Err(f) = h.del(&convert::attachment(req, &h.spec)) {
+                log::warn!("hook {} failed in del (ignored, DEL goes on): {f}", h.spec.name);
+            }
+        }
+    }
 }

@@ -90,9 +90,19 @@ impl Netlink {
     /// Creates the pair in one request with the peer born inside the pod namespace (no move, no rename
     /// race) and the node end up. The peer cannot be brought up in the same request: the kernel configures
     /// it before the pair is linked and veth_open fails with ENOTCONN.
-    pub async fn create_veth(&self, host: &str, peer: &str, peer_ns: &NetNs, mtu: Option<u32>) -> Result<(), RtError> {
+    pub async fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        peer_ns: &NetNs,
+        mtu: Option<u32>,
+        peer_mac: Option<[u8; 6]>,
+    ) -> Result<(), RtError> {
         let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).setns_by_fd(peer_ns.fd());
         let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(host.to_string()).up();
+        if let Some(mac) = peer_mac {
+            peer_msg = peer_msg.address(mac.to_vec());
+        }
         if let Some(mtu) = mtu {
             peer_msg = peer_msg.mtu(mtu);
             msg = msg.mtu(mtu);

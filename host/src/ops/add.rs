@@ -11,7 +11,7 @@ use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::error::{Error, Result};
-use crate::firewall::{Iptables, Masquerade};
+use crate::firewall::{Family, Iptables, Masquerade};
 use crate::hooks::Hooks;
 use crate::ipam::{self, IpamConfig, Reserved};
 use crate::netaddr::host_net;
@@ -33,8 +33,12 @@ pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<CniResult> {
         Some(netns_path.to_path_buf()),
         super::host_veth_name(&req.container_id, &req.ifname),
     );
-    let wiring = Wiring { req, hooks, ipam: &ipam_cfg, pod_ns: &pod_ns, node: &node, pod: &pod, iptables: &iptables };
-    match rt.block_on(wiring.add(&mut record)) {
+    let wiring =
+        Wiring { req, hooks, ipam: &ipam_cfg, pod_ns: &pod_ns, rt: &rt, node: &node, pod: &pod, iptables: &iptables };
+    // A panic must not skip the unwinding: it becomes an error like any other.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wiring.add(&mut record)))
+        .unwrap_or_else(|p| Err(Error::Internal(super::panic_message(&p))));
+    match outcome {
         Ok(result) => Ok(result),
         Err(cause) => {
             log::warn!("ADD {} failed, unwinding {} steps: {cause}", req.container_id, record.undo.len());
@@ -65,6 +69,8 @@ struct Wiring<'a> {
     hooks: &'a dyn Hooks,
     ipam: &'a IpamConfig,
     pod_ns: &'a NetNs,
+    /// Drives the netlink sockets. Hooks run outside it: WASI's sync bindings bring their own runtime.
+    rt: &'a tokio::runtime::Runtime,
     node: &'a Netlink,
     pod: &'a Netlink,
     iptables: &'a Iptables,
@@ -82,13 +88,13 @@ fn default_route(gw: IpAddr) -> IpNet {
 }
 
 impl Wiring<'_> {
-    async fn add(&self, record: &mut Record) -> Result<CniResult> {
+    fn add(&self, record: &mut Record) -> Result<CniResult> {
         let req = self.req;
         let (id, ifname, network) = (&req.container_id, &req.ifname, &req.conf.name);
 
         // pre-ADD hooks see and may change the plan before anything is reserved.
         let plan = Plan::from_request(req, &self.ipam.routes)?;
-        let plan = self.hooks.pre_add(req, plan)?;
+        let plan = self.hooks.pre_add(req, plan, self.ipam)?;
 
         let reserved = ipam::reserve(self.ipam, network, id, ifname, &plan.requested_ips)?;
         record.undo.push(Undo::ReleaseIps {
@@ -99,9 +105,12 @@ impl Wiring<'_> {
         });
         log::info!("{id}/{ifname}: reserved {:?}", reserved.iter().map(|r| r.ip).collect::<Vec<_>>());
 
-        let (host, pod_if) = self.create_veth(record, plan.mtu).await?;
-        self.configure_pod(pod_if.index, &reserved, &plan).await?;
-        self.configure_host(&host, &reserved).await?;
+        let (host, pod_if) = self.rt.block_on(async {
+            let (host, pod_if) = self.create_veth(record, &plan).await?;
+            self.configure_pod(pod_if.index, &reserved, &plan).await?;
+            self.configure_host(&host, &reserved).await?;
+            Ok::<_, Error>((host, pod_if))
+        })?;
         for r in &reserved {
             crate::sysctl::enable_forwarding(r.ip)?;
         }
@@ -120,11 +129,13 @@ impl Wiring<'_> {
 
         let chains = self.hooks.post_add(req, &result)?;
         if !chains.is_empty() {
-            record.undo.push(Undo::RemoveChains {
-                family: crate::firewall::Family::V4,
-                table: "filter".into(),
-                chains,
-            });
+            let mut families: Vec<Family> = reserved.iter().map(|r| Family::of(r.ip)).collect();
+            families.dedup();
+            for family in families {
+                let names = chains.iter().map(|c| c.chain.clone()).collect();
+                record.undo.push(Undo::RemoveChains { family, table: "filter".into(), chains: names });
+                self.iptables.apply_hook_chains(family, &chains, &host.name, &req.conf.state_dir())?;
+            }
         }
 
         record.result = result.clone();
@@ -135,7 +146,7 @@ impl Wiring<'_> {
     async fn create_veth(
         &self,
         record: &mut Record,
-        mtu: Option<u32>,
+        plan: &Plan,
     ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
         let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
         let ns = self.pod_ns.path().display();
@@ -144,7 +155,8 @@ impl Wiring<'_> {
                 "interface {ifname} already exists in netns {ns}: another plugin or a previous ADD created it"
             )));
         }
-        match self.node.create_veth(&host, ifname, self.pod_ns, mtu).await {
+        let mac = plan.mac.as_deref().map(crate::hooks::validate::mac).transpose().map_err(Error::InvalidConfig)?;
+        match self.node.create_veth(&host, ifname, self.pod_ns, plan.mtu, mac).await {
             Ok(()) => {}
             Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
                 return Err(Error::Netlink(format!(

@@ -21,6 +21,12 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("cannot start the netlink runtime", e))
 }
 
+/// The text of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+    format!("internal error (a bug in wasmcni): {}", what.unwrap_or_else(|| "panic".into()))
+}
+
 /// The node-side veth name: deterministic (DEL and GC find it without state) and within IFNAMSIZ.
 pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
     let digest = Sha256::digest(format!("{container_id}/{ifname}").as_bytes());

@@ -17,6 +17,8 @@ pub struct Plan {
     /// Extra routes in the pod, beyond the default route via the gateway.
     pub routes: Vec<Route>,
     pub mtu: Option<u32>,
+    /// MAC of the pod interface.
+    pub mac: Option<String>,
     pub dns: Dns,
 }
 
@@ -49,6 +51,7 @@ impl Plan {
             requested_ips,
             routes: ipam_routes.to_vec(),
             mtu: req.conf.mtu,
+            mac: None,
             dns: req.conf.dns.clone().unwrap_or_default(),
         })
     }

@@ -15,6 +15,8 @@ pub fn run(req: &Request) -> Result<()> {
     writable(&req.conf.state_dir())?;
     let ipam = super::add::builtin_ipam(req)?;
     writable(&ipam.data_dir)?;
+    // A manifest that would fail ADD makes the plugin not ready; loading also fills the compile cache.
+    crate::hooks::load(req).map_err(|e| not_ready(e.to_string()))?;
     if req.conf.ip_masq {
         Iptables.probe(Family::V4).map_err(|e| not_ready(format!("iptables is not usable: {e}")))?;
     }

@@ -1,0 +1,220 @@
+//! What a hook returns is untrusted input: every field is parsed and checked before the host acts on it.
+//! Errors name the field, so "hook X: field ips[0]: ..." tells the hook author exactly what to fix.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::runtime::wit;
+use crate::cni::conf::Dns;
+use crate::cni::result::Route;
+use crate::firewall::hookrules::{Action, Direction, HookRule, Protocol};
+use crate::ipam::IpamConfig;
+use crate::ops::plan::Plan;
+
+/// More rules than this from one hook is a bug, not a policy.
+pub const MAX_RULES: usize = 256;
+
+fn ip(field: &str, s: &str) -> Result<IpAddr, String> {
+    s.trim().parse().map_err(|_| format!("field {field}: {s:?} is not an IP address"))
+}
+
+fn cidr(field: &str, s: &str) -> Result<IpNet, String> {
+    s.trim().parse::<IpNet>().map(|n| n.trunc()).map_err(|_| format!("field {field}: {s:?} is not a CIDR"))
+}
+
+pub fn plan(p: wit::Plan, ipam: &IpamConfig) -> Result<Plan, String> {
+    let mut requested_ips = Vec::new();
+    for (i, s) in p.ips.iter().enumerate() {
+        let field = format!("ips[{i}]");
+        let addr = ip(&field, s)?;
+        let Some((set, range)) =
+            ipam.ranges.iter().enumerate().find_map(|(n, set)| set.iter().find(|r| r.contains(addr)).map(|r| (n, r)))
+        else {
+            return Err(format!("field {field}: {addr} is outside the network's ranges"));
+        };
+        if addr == range.gateway {
+            return Err(format!("field {field}: {addr} is the gateway"));
+        }
+        let same_set = |a: &IpAddr| ipam.ranges[set].iter().any(|r| r.contains(*a));
+        if requested_ips.iter().any(same_set) {
+            return Err(format!("field {field}: only one address per range set ({addr} shares one with another)"));
+        }
+        requested_ips.push(addr);
+    }
+    let subnets: Vec<IpNet> = ipam.ranges.iter().flatten().map(|r| r.subnet).collect();
+    let mut routes = Vec::new();
+    for (i, r) in p.routes.iter().enumerate() {
+        let dst = cidr(&format!("routes[{i}].dst"), &r.dst)?;
+        let gw = match &r.gw {
+            Some(g) => {
+                let field = format!("routes[{i}].gw");
+                let gw = ip(&field, g)?;
+                if gw.is_ipv4() != dst.addr().is_ipv4() {
+                    return Err(format!("field {field}: {gw} is not of the same family as {dst}"));
+                }
+                if !subnets.iter().any(|s| s.contains(&gw)) {
+                    return Err(format!("field {field}: {gw} is not reachable on the pod's subnets"));
+                }
+                Some(gw)
+            }
+            None => None,
+        };
+        routes.push(Route::new(dst, gw));
+    }
+    if let Some(mtu) = p.mtu {
+        if !(68..=65535).contains(&mtu) {
+            return Err(format!("field mtu: {mtu} is outside 68..=65535"));
+        }
+    }
+    let mac = p.mac.map(|m| mac(&m).map(|_| m.to_ascii_lowercase())).transpose()?;
+    for (i, ns) in p.dns.nameservers.iter().enumerate() {
+        ip(&format!("dns.nameservers[{i}]"), ns)?;
+    }
+    let dns = Dns { nameservers: p.dns.nameservers, domain: p.dns.domain, search: p.dns.search, options: p.dns.options };
+    Ok(Plan { requested_ips, routes, mtu: p.mtu, mac, dns })
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff" and requires a unicast, non-zero address.
+pub fn mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("field mac: {s:?} is not a MAC address like 02:00:00:00:00:01");
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 6];
+    for (o, p) in out.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if out[0] & 1 == 1 {
+        return Err(format!("field mac: {s} is a multicast address"));
+    }
+    if out == [0; 6] {
+        return Err("field mac: the zero address is not usable".into());
+    }
+    Ok(out)
+}
+
+pub fn rules(rules: Vec<wit::Rule>) -> Result<Vec<HookRule>, String> {
+    if rules.len() > MAX_RULES {
+        return Err(format!("{} rules is more than the limit of {MAX_RULES}", rules.len()));
+    }
+    rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = |f: &str| format!("rules[{i}].{f}");
+            let protocol = match r.protocol {
+                wit::Protocol::Any => Protocol::Any,
+                wit::Protocol::Tcp => Protocol::Tcp,
+                wit::Protocol::Udp => Protocol::Udp,
+                wit::Protocol::Icmp => Protocol::Icmp,
+            };
+            let ports = match r.ports {
+                None => None,
+                Some(p) => {
+                    if !matches!(protocol, Protocol::Tcp | Protocol::Udp) {
+                        return Err(format!("field {}: ports need protocol tcp or udp", field("ports")));
+                    }
+                    if p.start == 0 || p.start > p.end {
+                        return Err(format!("field {}: {}-{} is not a valid port range", field("ports"), p.start, p.end));
+                    }
+                    Some((p.start, p.end))
+                }
+            };
+            let peer = r.peer.as_deref().map(|p| cidr(&field("peer"), p)).transpose()?;
+            if let Some(prefix) = &r.log_prefix {
+                if prefix.is_empty() || prefix.len() > 28 || !prefix.chars().all(|c| c.is_ascii_graphic() || c == ' ') || prefix.contains(['"', '\\']) {
+                    return Err(format!("field {}: must be 1-28 printable characters without quotes", field("log-prefix")));
+                }
+            }
+            Ok(HookRule {
+                direction: match r.direction {
+                    wit::Direction::Ingress => Direction::Ingress,
+                    wit::Direction::Egress => Direction::Egress,
+                },
+                protocol,
+                ports,
+                peer,
+                action: match r.action {
+                    wit::Action::Accept => Action::Accept,
+                    wit::Action::Drop => Action::Drop,
+                    wit::Action::Reject => Action::Reject,
+                },
+                log_prefix: r.log_prefix,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ipam() -> IpamConfig {
+        IpamConfig::parse(&json!({"subnet": "10.5.0.0/24"})).unwrap()
+    }
+
+    fn wplan(ips: &[&str]) -> wit::Plan {
+        wit::Plan {
+            ips: ips.iter().map(|s| s.to_string()).collect(),
+            routes: vec![],
+            mtu: None,
+            mac: None,
+            dns: wit::Dns { nameservers: vec![], domain: None, search: vec![], options: vec![] },
+        }
+    }
+
+    #[test]
+    fn plan_accepts_good_and_names_bad_fields() {
+        let p = plan(wplan(&["10.5.0.9"]), &ipam()).unwrap();
+        assert_eq!(p.requested_ips, vec!["10.5.0.9".parse::<IpAddr>().unwrap()]);
+        for (ips, needle) in [
+            (vec!["10.6.0.9"], "ips[0]: 10.6.0.9 is outside"),
+            (vec!["10.5.0.1"], "ips[0]: 10.5.0.1 is the gateway"),
+            (vec!["nope"], "ips[0]"),
+            (vec!["10.5.0.9", "10.5.0.10"], "ips[1]"),
+        ] {
+            let err = plan(wplan(&ips), &ipam()).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+        let mut p = wplan(&[]);
+        p.mtu = Some(20);
+        assert!(plan(p, &ipam()).unwrap_err().contains("field mtu"));
+        let mut p = wplan(&[]);
+        p.routes = vec![wit::Route { dst: "192.168.0.0/16".into(), gw: Some("10.9.9.9".into()) }];
+        assert!(plan(p, &ipam()).unwrap_err().contains("routes[0].gw"));
+        let mut p = wplan(&[]);
+        p.mac = Some("01:00:00:00:00:01".into());
+        assert!(plan(p, &ipam()).unwrap_err().contains("multicast"));
+    }
+
+    fn wrule(protocol: wit::Protocol, ports: Option<(u16, u16)>, peer: Option<&str>) -> wit::Rule {
+        wit::Rule {
+            direction: wit::Direction::Egress,
+            protocol,
+            ports: ports.map(|(start, end)| wit::PortRange { start, end }),
+            peer: peer.map(String::from),
+            action: wit::Action::Drop,
+            log_prefix: None,
+        }
+    }
+
+    #[test]
+    fn rules_are_checked_field_by_field() {
+        let ok = rules(vec![wrule(wit::Protocol::Tcp, Some((80, 80)), Some("203.0.113.7/24"))]).unwrap();
+        assert_eq!(ok[0].peer.unwrap().to_string(), "203.0.113.0/24");
+        assert!(rules(vec![wrule(wit::Protocol::Icmp, Some((1, 2)), None)]).unwrap_err().contains("rules[0].ports"));
+        assert!(rules(vec![wrule(wit::Protocol::Udp, Some((9, 3)), None)]).unwrap_err().contains("rules[0].ports"));
+        assert!(rules(vec![wrule(wit::Protocol::Any, None, Some("x"))]).unwrap_err().contains("rules[0].peer"));
+        let mut r = wrule(wit::Protocol::Any, None, None);
+        r.log_prefix = Some("bad\"quote".into());
+        assert!(rules(vec![r]).unwrap_err().contains("log-prefix"));
+        assert!(rules(vec![wrule(wit::Protocol::Any, None, None); MAX_RULES + 1]).unwrap_err().contains("limit"));
+    }
+}

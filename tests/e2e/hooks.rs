@@ -1,0 +1,232 @@
+//! WebAssembly hooks in the kernel: what a pre-ADD hook picks is what the pod gets, post-ADD rules really
+//! drop packets, and every failure mode ends the way the hook's policy says, leaving nothing behind.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Built for wasm32-wasip2 by scripts/test.sh before the tests run.
+pub fn test_hook() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/wasmcni_test_hook.wasm");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it with `cargo build -p wasmcni-test-hook --target wasm32-wasip2 --release` \
+         (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn hook(name: &str, stages: &[&str], config: Value) -> Value {
+    json!({"name": name, "module": test_hook(), "stages": stages, "config": config})
+}
+
+fn conf_with(node: &Node, hooks: Vec<Value>) -> Value {
+    let mut conf = node.conf("1.0.0");
+    conf["hooks"] = Value::Array(hooks);
+    conf
+}
+
+fn add(node: &Node, conf: &Value, pod: &Ns, id: &str) -> Reply {
+    node.cni("ADD", conf, id, Some(&pod.path()), "eth0")
+}
+
+fn del(node: &Node, conf: &Value, pod: &Ns, id: &str) {
+    node.cni("DEL", conf, id, Some(&pod.path()), "eth0").succeeded();
+}
+
+fn hook_chains(node: &Node) -> Vec<String> {
+    node.ns.iptables_save().lines().filter(|l| l.contains("WCNI-")).map(String::from).collect()
+}
+
+#[test]
+fn pre_add_hook_chooses_the_pods_address() {
+    let node = Node::new("10.80.0.0/24");
+    let pod = Ns::new("pod");
+    let conf = conf_with(&node, vec![hook("static", &["pre-add"], json!({"behavior": "set-ip", "ip": "10.80.0.77"}))]);
+    let res = add(&node, &conf, &pod, "static1").ok().clone();
+    assert_eq!(pod_ip(&res), "10.80.0.77");
+    assert!(pod.ip(&["-o", "addr", "show", "dev", "eth0"]).contains("inet 10.80.0.77/24"));
+    assert_eq!(node.reserved_ips(), vec!["10.80.0.77"]);
+    assert!(pod.ping("10.80.0.1"));
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    assert!(log.contains("hook static: pod Some(\"test\") gets [\"10.80.0.77\"]"), "hook log import: {log}");
+    assert!(log.contains("hook static stdout: pre-add for static1"), "hook stdout goes to our log: {log}");
+    del(&node, &conf, &pod, "static1");
+    node.assert_clean();
+}
+
+#[test]
+fn out_of_range_address_from_a_hook_is_rejected() {
+    let node = Node::new("10.81.0.0/24");
+    let pod = Ns::new("pod");
+    let conf = conf_with(&node, vec![hook("bad-ip", &["pre-add"], json!({"behavior": "set-ip", "ip": "10.99.0.5"}))]);
+    let err = add(&node, &conf, &pod, "oor").err().clone();
+    assert_eq!(err["code"], 104, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("hook bad-ip") && msg.contains("field ips[0]") && msg.contains("outside"), "{msg}");
+    node.assert_clean();
+}
+
+/// Upstream listens on two ports; returns them and a closure that says whether the pod can connect to one.
+fn two_listeners(node: &Node) -> (u16, u16, Vec<TcpListener>) {
+    let l1 = node.upstream.within(|| TcpListener::bind((UPSTREAM_IP, 0)).unwrap());
+    let l2 = node.upstream.within(|| TcpListener::bind((UPSTREAM_IP, 0)).unwrap());
+    (l1.local_addr().unwrap().port(), l2.local_addr().unwrap().port(), vec![l1, l2])
+}
+
+fn connects(pod: &Ns, port: u16) -> bool {
+    let addr: SocketAddr = format!("{UPSTREAM_IP}:{port}").parse().unwrap();
+    pod.within(|| TcpStream::connect_timeout(&addr, Duration::from_millis(700)).is_ok())
+}
+
+#[test]
+fn post_add_drop_rule_blocks_one_port_and_del_removes_its_chain() {
+    let node = Node::new("10.82.0.0/24");
+    let pod = Ns::new("pod");
+    let (blocked, open, _keep) = two_listeners(&node);
+    let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": blocked});
+    let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
+    add(&node, &conf, &pod, "guard1").ok();
+    assert!(connects(&pod, open), "the other port must still work");
+    assert!(!connects(&pod, blocked), "the hook's drop rule did not stop traffic");
+    let chains = hook_chains(&node);
+    assert!(chains.iter().any(|l| l.contains(&format!("--dport {blocked}")) && l.ends_with("-j DROP")), "{chains:?}");
+    del(&node, &conf, &pod, "guard1");
+    assert!(hook_chains(&node).is_empty(), "hook chains left: {:?}", hook_chains(&node));
+    node.assert_clean();
+}
+
+#[test]
+fn monitor_mode_applies_nothing() {
+    let node = Node::new("10.83.0.0/24");
+    let pod = Ns::new("pod");
+    let (blocked, _, _keep) = two_listeners(&node);
+    let mut h = hook("watch", &["post-add"], json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": blocked}));
+    h["mode"] = json!("monitor");
+    let conf = conf_with(&node, vec![h]);
+    add(&node, &conf, &pod, "mon").ok();
+    assert!(connects(&pod, blocked), "monitor mode must not block");
+    assert!(hook_chains(&node).is_empty(), "{:?}", hook_chains(&node));
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    assert!(log.contains("monitor mode, not applied"), "{log}");
+    del(&node, &conf, &pod, "mon");
+    node.assert_clean();
+}
+
+#[test]
+fn an_endless_hook_is_stopped_at_its_timeout() {
+    let node = Node::new("10.84.0.0/24");
+    let pod = Ns::new("pod");
+    let mut h = hook("spin", &["pre-add"], json!({"behavior": "loop"}));
+    h["timeout_ms"] = json!(50);
+    let conf = conf_with(&node, vec![h]);
+    add(&node, &conf, &pod, "warm-cache").err(); // first call also compiles; time the second
+    let start = Instant::now();
+    let err = add(&node, &conf, &pod, "spin").err().clone();
+    let took = start.elapsed();
+    assert!(err["msg"].as_str().unwrap().contains("hook spin failed in pre-add: timed out after 50 ms"), "{err}");
+    // A generous bound: the point is that it stops at all, near its deadline rather than never.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_hook_growing_past_its_memory_limit_is_stopped() {
+    let node = Node::new("10.85.0.0/24");
+    let pod = Ns::new("pod");
+    let mut h = hook("hog", &["post-add"], json!({"behavior": "grow"}));
+    h["memory_mb"] = json!(16);
+    h["timeout_ms"] = json!(5000);
+    let conf = conf_with(&node, vec![h]);
+    let err = add(&node, &conf, &pod, "hog").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains("exceeded its memory limit of 16 MiB"), "{err}");
+    node.assert_clean();
+    assert!(!pod.links().contains("eth0"), "a post-add failure must unwind the wiring too");
+}
+
+#[test]
+fn a_trapping_hook_fails_add_or_is_skipped_by_policy() {
+    let node = Node::new("10.86.0.0/24");
+    let pod = Ns::new("pod");
+    let fail = conf_with(&node, vec![hook("crash", &["pre-add", "post-add"], json!({"behavior": "trap"}))]);
+    let err = add(&node, &fail, &pod, "trap").err().clone();
+    assert_eq!(err["code"], 104);
+    assert!(err["msg"].as_str().unwrap().contains("hook crash failed in pre-add: trapped"), "{err}");
+    node.assert_clean();
+
+    let mut h = hook("crash", &["pre-add", "post-add"], json!({"behavior": "trap"}));
+    h["on_error"] = json!("ignore");
+    let ignore = conf_with(&node, vec![h]);
+    add(&node, &ignore, &pod, "trap").ok();
+    assert!(pod.ping("10.86.0.1"), "ignored failures must not affect the pod");
+    del(&node, &ignore, &pod, "trap");
+    node.assert_clean();
+}
+
+#[test]
+fn hook_errors_in_del_never_fail_del() {
+    let node = Node::new("10.87.0.0/24");
+    let pod = Ns::new("pod");
+    let conf = conf_with(&node, vec![hook("grumpy", &["del"], json!({"behavior": "error"}))]);
+    add(&node, &conf, &pod, "grumpy").ok();
+    del(&node, &conf, &pod, "grumpy");
+    node.assert_clean();
+}
+
+#[test]
+fn sha256_pin_mismatch_is_refused() {
+    let node = Node::new("10.88.0.0/24");
+    let pod = Ns::new("pod");
+    let mut h = hook("pinned", &["pre-add"], json!({}));
+    h["sha256"] = json!("0".repeat(64));
+    let err = add(&node, &conf_with(&node, vec![h]), &pod, "pin").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains("sha256 mismatch"), "{err}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_corrupted_cache_entry_is_rebuilt() {
+    let node = Node::new("10.89.0.0/24");
+    let (a, b) = (Ns::new("pa"), Ns::new("pb"));
+    let conf = conf_with(&node, vec![hook("cached", &["pre-add"], json!({}))]);
+    add(&node, &conf, &a, "cache-a").ok();
+    let cache = node.state_dir().join("hook-cache");
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("a cache entry");
+    let good = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, b"this is not a compiled component").unwrap();
+    add(&node, &conf, &b, "cache-b").ok();
+    assert_eq!(std::fs::read(&entry).unwrap().len(), good.len(), "the entry was not rebuilt");
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    assert!(log.contains("discarding unusable cache entry"), "{log}");
+    del(&node, &conf, &a, "cache-a");
+    del(&node, &conf, &b, "cache-b");
+    node.assert_clean();
+}
+
+#[test]
+fn a_bad_manifest_fails_add_and_status_naming_file_hook_and_field() {
+    let node = Node::new("10.90.0.0/24");
+    let pod = Ns::new("pod");
+    let manifest = node.dir.path().join("hooks.toml");
+    std::fs::write(
+        &manifest,
+        format!("[[hooks]]\nname = \"guard\"\nmodule = \"{}\"\nstages = [\"post-add\"]\ntimeout_ms = 999999\n", test_hook().display()),
+    )
+    .unwrap();
+    let mut conf = node.conf("1.1.0");
+    conf["hooksManifest"] = json!(manifest);
+    for reply in [add(&node, &conf, &pod, "manifest"), node.cni("STATUS", &conf, "", None, "")] {
+        let msg = reply.err()["msg"].as_str().unwrap().to_string();
+        assert!(msg.contains("hooks.toml") && msg.contains("hook \"guard\"") && msg.contains("timeout_ms"), "{msg}");
+    }
+    node.assert_clean();
+}
