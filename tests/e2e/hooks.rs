@@ -230,3 +230,45 @@ fn a_bad_manifest_fails_add_and_status_naming_file_hook_and_field() {
     }
     node.assert_clean();
 }
+
+#[test]
+fn gc_removes_hook_chains_of_stale_attachments() {
+    let node = Node::new("10.91.0.0/24");
+    let (keep, stale) = (Ns::new("keep"), Ns::new("stale"));
+    let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": 9});
+    let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
+    add(&node, &conf, &keep, "keep").ok();
+    add(&node, &conf, &stale, "stale").ok();
+    let stale_chain = wasmcni::firewall::hookrules::HookChain::new(&node.network, "stale", "eth0", "guard", vec![]).chain;
+    let keep_chain = wasmcni::firewall::hookrules::HookChain::new(&node.network, "keep", "eth0", "guard", vec![]).chain;
+    assert!(hook_chains(&node).iter().any(|l| l.contains(&stale_chain)));
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    node.cni("GC", &gc, "", None, "").succeeded();
+    let left = hook_chains(&node);
+    assert!(!left.iter().any(|l| l.contains(&stale_chain)), "{left:?}");
+    assert!(left.iter().any(|l| l.contains(&keep_chain)), "GC must keep live hook chains: {left:?}");
+    del(&node, &conf, &keep, "keep");
+    node.assert_clean();
+}
+
+#[test]
+fn hook_compile_fills_the_cache_ahead_of_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let module = test_hook();
+    let run = || {
+        let out = std::process::Command::new(BIN)
+            .args(["hook", "compile", module.to_str().unwrap(), "--state-dir", state])
+            .env_remove("CNI_COMMAND")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run().contains("compiled in"));
+    assert!(run().contains("already cached"));
+    let entries: Vec<_> = std::fs::read_dir(dir.path().join("hook-cache")).unwrap().filter_map(|e| e.ok()).collect();
+    assert!(entries.iter().any(|e| e.path().extension().is_some_and(|x| x == "cwasm")));
+}

@@ -1,0 +1,97 @@
+//! Hook overhead, in process: engine start, cold compile, cache load, and the per-pod cost of a cached hook
+//! (load from the cache by mmap, pre-instantiate, instantiate in a fresh store, call), per stage.
+//! Run with scripts/bench-hooks.sh (it builds the test hook first). Not a test: it asserts nothing.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wasmcni::hooks::cache::Cache;
+use wasmcni::hooks::manifest::{HookSpec, Mode, OnError, Stage};
+use wasmcni::hooks::runtime::{wit, LoadedHook, Runtime};
+
+fn spec(module: PathBuf) -> HookSpec {
+    HookSpec {
+        name: "bench".into(),
+        module,
+        sha256: None,
+        stages: vec![Stage::PreAdd, Stage::PostAdd, Stage::Del],
+        order: 0,
+        on_error: OnError::Fail,
+        timeout_ms: 1000,
+        memory_mb: 32,
+        mode: Mode::Enforce,
+        config: Some(serde_json::json!({"behavior": "drop-port", "peer": "203.0.113.0/24", "port": 8080})),
+    }
+}
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (ms(v[v.len() / 2]), ms(v[(v.len() * 99 / 100).min(v.len() - 1)]))
+}
+
+fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Vec<Duration> {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn main() {
+    let module = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/wasmcni_test_hook.wasm")
+    });
+    let size = std::fs::metadata(&module).expect("build the test hook first (scripts/bench-hooks.sh)").len();
+    let t = Instant::now();
+    let rt = Runtime::get().expect("engine");
+    let engine_start = t.elapsed();
+    let bytes = std::fs::read(&module).unwrap();
+    let cold = time(3, || rt.engine.precompile_component(&bytes).unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path().to_path_buf(), &rt.engine);
+    LoadedHook::load(spec(module.clone()), &cache).unwrap(); // fills the cache
+    let load = time(200, || LoadedHook::load(spec(module.clone()), &cache).unwrap());
+
+    let hook = LoadedHook::load(spec(module.clone()), &cache).unwrap();
+    let att = wit::Attachment {
+        container_id: "bench".into(),
+        ifname: "eth0".into(),
+        netns: "/var/run/netns/bench".into(),
+        network: "net".into(),
+        pod_namespace: Some("default".into()),
+        pod_name: Some("web".into()),
+        pod_uid: None,
+        args: vec![],
+        runtime_config: "{}".into(),
+        config: hook.spec.config_json(),
+    };
+    let dns = wit::Dns { nameservers: vec![], domain: None, search: vec![], options: vec![] };
+    let plan = wit::Plan { ips: vec![], routes: vec![], mtu: None, mac: None, dns: dns.clone() };
+    let result = wit::AddResult { interfaces: vec![], ips: vec![], routes: vec![], dns };
+    let pre = time(2000, || hook.pre_add(&att, &plan).unwrap());
+    let post = time(2000, || hook.post_add(&att, &result).unwrap());
+    let del = time(2000, || hook.del(&att).unwrap());
+    let full = time(500, || {
+        let h = LoadedHook::load(spec(module.clone()), &cache).unwrap();
+        h.post_add(&att, &result).unwrap()
+    });
+
+    println!("hook component: {} ({} KiB)\n", module.display(), size / 1024);
+    println!("| what | median ms | p99 ms |\n|---|---|---|");
+    println!("| engine + linker + epoch ticker (once per process) | {:.3} | - |", engine_start.as_secs_f64() * 1e3);
+    for (name, v) in [
+        ("cold compile (cranelift)", cold),
+        ("load from cache (mmap) + pre-instantiate", load),
+        ("call pre-add (fresh store + instantiate + call)", pre),
+        ("call post-add (returns 1 rule)", post),
+        ("call del", del),
+        ("cached hook per pod: load + instantiate + call", full),
+    ] {
+        let (p50, p99) = stats(v);
+        println!("| {name} | {p50:.3} | {p99:.3} |");
+    }
+}
