@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The benchmark (not a test): wasmcni vs the reference bridge + host-local, interleaved in one run, each in a
+# node namespace of its own; then the in-process hook figures. Root; touches only its own namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
+cargo bench --locked -q -p wasmcni --bench cni -- "$@"
+cargo bench --locked -q -p wasmcni --bench hooks
