@@ -13,6 +13,8 @@ struct Logger {
 }
 
 static LOGGER: Logger = Logger { file: Mutex::new(None) };
+/// Log lines carry the time since start, which makes a debug log a per-step profile of one invocation.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
@@ -25,7 +27,8 @@ impl Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let line = format!("wasmcni[{}] {}: {}\n", std::process::id(), level_name(r.level()), r.args());
+        let since = START.get().map(|s| s.elapsed().as_secs_f64() * 1e3).unwrap_or_default();
+        let line = format!("wasmcni[{}] +{since:.3}ms {}: {}\n", std::process::id(), level_name(r.level()), r.args());
         let _ = std::io::stderr().write_all(line.as_bytes());
         if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -52,6 +55,7 @@ fn parse_level(s: &str) -> Option<LevelFilter> {
 
 /// Installs the logger; WASMCNI_LOG overrides `default`.
 pub fn init(default: LevelFilter) {
+    START.get_or_init(std::time::Instant::now);
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(std::env::var("WASMCNI_LOG").ok().and_then(|s| parse_level(&s)).unwrap_or(default));
     if let Ok(path) = std::env::var("WASMCNI_LOG_FILE") {

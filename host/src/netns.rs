@@ -28,10 +28,7 @@ impl NetNs {
                 Error::io(format!("cannot open netns {}", path.display()), e)
             }
         })?;
-        // A path that is not a namespace would make setns fail later with a confusing EINVAL.
-        let ns = NetNs { path: path.to_path_buf(), file };
-        ns.run(|| ()).map_err(|e| Error::InvalidEnv { var: "CNI_NETNS", msg: format!("{} is not a network namespace: {e}", path.display()) })?;
-        Ok(ns)
+        Ok(NetNs { path: path.to_path_buf(), file })
     }
 
     pub fn path(&self) -> &Path {

@@ -43,6 +43,27 @@ impl Family {
 #[derive(Debug, Default, Clone)]
 pub struct Iptables;
 
+/// A running iptables-restore; `wait` for it (a dropped one is reaped only when the plugin exits).
+pub struct Pending {
+    tool: String,
+    child: std::process::Child,
+}
+
+impl Pending {
+    pub fn wait(self) -> Result<(), Error> {
+        let tool = self.tool;
+        let out = self.child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        if !out.status.success() {
+            return Err(Error::Failed {
+                tool,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 fn find_tool(name: &str) -> Result<PathBuf, Error> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path
@@ -58,6 +79,11 @@ impl Iptables {
     /// Applies `input` atomically per table; `-w` waits for the xtables lock instead of failing when
     /// concurrent ADDs (or kube-proxy) hold it.
     pub fn restore(&self, family: Family, input: &str) -> Result<(), Error> {
+        self.restore_start(family, input)?.wait()
+    }
+
+    /// Starts iptables-restore and returns without waiting, so the caller can do netlink work meanwhile.
+    pub fn restore_start(&self, family: Family, input: &str) -> Result<Pending, Error> {
         let tool = format!("{}-restore", family.prefix());
         log::debug!("{tool} --noflush <<EOF\n{input}EOF");
         let mut child = Command::new(find_tool(&tool)?)
@@ -73,15 +99,7 @@ impl Iptables {
             .expect("stdin is piped")
             .write_all(input.as_bytes())
             .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        let out = child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        if !out.status.success() {
-            return Err(Error::Failed {
-                tool,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(())
+        Ok(Pending { tool, child })
     }
 
     pub fn save(&self, family: Family, table: &str) -> Result<String, Error> {

@@ -58,6 +58,7 @@ pub fn load(req: &Request) -> Result<Box<dyn Hooks>> {
             LoadedHook::load(spec, &cache).map_err(|e| Error::Hook(format!("hook {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
+    log::debug!("step: {} hooks loaded", hooks.len());
     Ok(Box::new(WasmHooks { hooks }))
 }
 

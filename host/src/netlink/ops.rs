@@ -73,7 +73,14 @@ impl Netlink {
                 rtnetlink::new_connection()
             })
             .and_then(|r| r)
-            .map_err(|e| Error::io(format!("cannot open a netlink socket in netns {}", ns.path().display()), e))?;
+            .map_err(|e| match e.raw_os_error() {
+                // setns refuses a file that is not a network namespace.
+                Some(libc_einval) if libc_einval == nix::errno::Errno::EINVAL as i32 => Error::InvalidEnv {
+                    var: "CNI_NETNS",
+                    msg: format!("{} is not a network namespace", ns.path().display()),
+                },
+                _ => Error::io(format!("cannot open a netlink socket in netns {}", ns.path().display()), e),
+            })?;
         rt.spawn(conn);
         Ok(Netlink { handle: nl })
     }

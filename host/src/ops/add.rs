@@ -26,6 +26,7 @@ pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<CniResult> {
     let node = Netlink::connect(&rt)?;
     let pod = Netlink::connect_in(&rt, &pod_ns)?;
     let iptables = Iptables;
+    log::debug!("step: netns opened, netlink sockets ready");
     let mut record = Record::new(
         &req.conf.name,
         &req.container_id,
@@ -95,6 +96,7 @@ impl Wiring<'_> {
         // pre-ADD hooks see and may change the plan before anything is reserved.
         let plan = Plan::from_request(req, &self.ipam.routes)?;
         let plan = self.hooks.pre_add(req, plan, self.ipam)?;
+        log::debug!("step: pre-add hooks done");
 
         let reserved = ipam::reserve(self.ipam, network, id, ifname, &plan.requested_ips)?;
         record.undo.push(Undo::ReleaseIps {
@@ -105,29 +107,36 @@ impl Wiring<'_> {
         });
         log::info!("{id}/{ifname}: reserved {:?}", reserved.iter().map(|r| r.ip).collect::<Vec<_>>());
 
-        let (host, pod_if) = self.rt.block_on(async {
-            let (host, pod_if) = self.create_veth(record, &plan).await?;
-            self.configure_pod(pod_if.index, &reserved, &plan).await?;
-            self.configure_host(&host, &reserved).await?;
-            Ok::<_, Error>((host, pod_if))
-        })?;
-        for r in &reserved {
-            crate::sysctl::enable_forwarding(r.ip)?;
-        }
-
+        // Masquerade needs only the addresses: its iptables-restore runs while the netlink work goes on.
+        let mut pending = Vec::new();
         if req.conf.ip_masq {
             let masq = Masquerade::new(network, id, reserved.iter().map(|r| (r.ip, r.range.subnet)).collect());
             let families = masq.families();
             // Pushed before applying: teardown of rules that are not there is a no-op.
             record.undo.push(Undo::RemoveMasquerade { masq: masq.clone(), families: families.clone() });
             for family in families {
-                self.iptables.restore(family, &masq.render_setup(family))?;
+                pending.push(self.iptables.restore_start(family, &masq.render_setup(family))?);
             }
         }
-
+        let wired = self.rt.block_on(async {
+            let (host, pod_if) = self.create_veth(record, &plan).await?;
+            self.configure_pod(pod_if.index, &reserved, &plan).await?;
+            self.configure_host(&host, &reserved).await?;
+            Ok::<_, Error>((host, pod_if))
+        });
+        log::debug!("step: veth created, pod and node side configured");
+        // Always reap the restores, also when wiring failed, so the unwinding sees their final state.
+        let masqueraded: Result<()> = pending.into_iter().try_for_each(|p| p.wait().map_err(Error::from));
+        let (host, pod_if) = wired?;
+        masqueraded?;
+        for r in &reserved {
+            crate::sysctl::enable_forwarding(r.ip)?;
+        }
+        log::debug!("step: masquerade applied");
         let result = self.result(&host, &pod_if, &reserved, &plan);
 
         let chains = self.hooks.post_add(req, &result)?;
+        log::debug!("step: post-add hooks done");
         if !chains.is_empty() {
             let mut families: Vec<Family> = reserved.iter().map(|r| Family::of(r.ip)).collect();
             families.dedup();
@@ -138,8 +147,10 @@ impl Wiring<'_> {
             }
         }
 
+        log::debug!("step: hook rules applied");
         record.result = result.clone();
         record.write(&req.conf.state_dir())?;
+        log::debug!("step: record written");
         Ok(result)
     }
 

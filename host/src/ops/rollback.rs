@@ -28,19 +28,42 @@ pub struct Undoer<'a> {
 impl Undoer<'_> {
     /// Undoes `steps` last-first, going on past failures; returns every failure. Each step treats
     /// "already gone" as done, which makes DEL idempotent.
+    ///
+    /// Firewall teardown runs on a thread while the links are deleted: both wait on kernel grace periods
+    /// (the netfilter commit, the veth unregister), so overlapping them halves DEL. Addresses are released
+    /// only after both, so a concurrent ADD never gets an address whose old route or rules still exist.
     pub async fn unwind(&self, steps: &[Undo]) -> Vec<String> {
+        let is_firewall = |s: &&Undo| matches!(s, Undo::RemoveMasquerade { .. } | Undo::RemoveChains { .. });
+        let (firewall, rest): (Vec<&Undo>, Vec<&Undo>) = steps.iter().rev().partition(is_firewall);
+        let (links, release): (Vec<&Undo>, Vec<&Undo>) = rest.into_iter().partition(|s| matches!(s, Undo::DeleteHostLink { .. }));
         let mut errors = Vec::new();
-        for step in steps.iter().rev() {
-            log::debug!("undo: {step:?}");
+        let iptables = self.iptables.clone();
+        let fw = std::thread::spawn({
+            let firewall: Vec<Undo> = firewall.into_iter().cloned().collect();
+            move || firewall.iter().filter_map(|s| Self::undo_firewall(&iptables, s).err().map(|e| (s.clone(), e))).collect::<Vec<_>>()
+        });
+        for step in links {
             if let Err(e) = self.undo(step).await {
-                log::warn!("undo {step:?} failed: {e}");
-                errors.push(e);
+                errors.push((step.clone(), e));
+            }
+        }
+        errors.extend(fw.join().unwrap_or_else(|_| vec![]));
+        for step in release {
+            if let Err(e) = self.undo(step).await {
+                errors.push((step.clone(), e));
             }
         }
         errors
+            .into_iter()
+            .map(|(step, e)| {
+                log::warn!("undo {step:?} failed: {e}");
+                e
+            })
+            .collect()
     }
 
     async fn undo(&self, step: &Undo) -> Result<(), String> {
+        log::debug!("undo: {step:?}");
         match step {
             Undo::ReleaseIps { data_dir, network, container_id, ifname } => {
                 crate::ipam::release(data_dir, network, container_id, ifname)
@@ -58,24 +81,32 @@ impl Undoer<'_> {
                     Err(e) => Err(netlink::describe(&format!("look up link {name}"), &e)),
                 }
             }
+            Undo::RemoveMasquerade { .. } | Undo::RemoveChains { .. } => Self::undo_firewall(self.iptables, step),
+        }
+    }
+
+    fn undo_firewall(iptables: &Iptables, step: &Undo) -> Result<(), String> {
+        log::debug!("undo: {step:?}");
+        match step {
             Undo::RemoveMasquerade { masq, families } => {
                 for family in families {
-                    let saved = self.iptables.save(*family, "nat").map_err(|e| e.to_string())?;
+                    let saved = iptables.save(*family, "nat").map_err(|e| e.to_string())?;
                     if let Some(input) = masq.render_teardown(&saved) {
-                        self.iptables.restore(*family, &input).map_err(|e| e.to_string())?;
+                        iptables.restore(*family, &input).map_err(|e| e.to_string())?;
                     }
                 }
                 Ok(())
             }
             Undo::RemoveChains { family, table, chains } => {
-                let saved = self.iptables.save(*family, table).map_err(|e| e.to_string())?;
+                let saved = iptables.save(*family, table).map_err(|e| e.to_string())?;
                 for chain in chains {
                     if let Some(input) = firewall::masq_teardown(table, chain, &saved) {
-                        self.iptables.restore(*family, &input).map_err(|e| e.to_string())?;
+                        iptables.restore(*family, &input).map_err(|e| e.to_string())?;
                     }
                 }
                 Ok(())
             }
+            _ => Ok(()),
         }
     }
 }
