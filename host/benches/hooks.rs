@@ -54,7 +54,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path().to_path_buf(), &rt.engine);
     LoadedHook::load(spec(module.clone()), &cache).unwrap(); // fills the cache
-    let load = time(200, || LoadedHook::load(spec(module.clone()), &cache).unwrap());
+    let sha = cache.module_sha256(&module).unwrap();
+    let load = time(200, || LoadedHook::load_from_cache(spec(module.clone()), &cache, sha.clone()).unwrap());
 
     let hook = LoadedHook::load(spec(module.clone()), &cache).unwrap();
     let att = wit::Attachment {
@@ -76,7 +77,8 @@ fn main() {
     let post = time(2000, || hook.post_add(&att, &result).unwrap());
     let del = time(2000, || hook.del(&att).unwrap());
     let full = time(500, || {
-        let h = LoadedHook::load(spec(module.clone()), &cache).unwrap();
+        let sha = cache.module_sha256(&module).unwrap();
+        let h = LoadedHook::load_from_cache(spec(module.clone()), &cache, sha).unwrap();
         h.post_add(&att, &result).unwrap()
     });
 
@@ -85,11 +87,11 @@ fn main() {
     println!("| engine + linker + epoch ticker (once per process) | {:.3} | - |", engine_start.as_secs_f64() * 1e3);
     for (name, v) in [
         ("cold compile (cranelift)", cold),
-        ("load from cache (mmap) + pre-instantiate", load),
+        ("load from cache (mmap) + pre-instantiate, hash known", load),
         ("call pre-add (fresh store + instantiate + call)", pre),
         ("call post-add (returns 1 rule)", post),
         ("call del", del),
-        ("cached hook per pod: load + instantiate + call", full),
+        ("cached hook per pod: hash lookup + load + instantiate + call", full),
     ] {
         let (p50, p99) = stats(v);
         println!("| {name} | {p50:.3} | {p99:.3} |");

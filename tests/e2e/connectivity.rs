@@ -12,7 +12,12 @@ fn pod_gets_address_routes_and_reaches_gateway() {
 
     let addr = pod.ip(&["-o", "addr", "show", "dev", "eth0"]);
     assert!(addr.contains(&format!("inet {ip}/24")), "{addr}");
-    assert!(pod.ip(&["link", "show", "eth0"]).contains("mtu 1400"));
+    let link = pod.ip(&["link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400"));
+    let mac = res["interfaces"][1]["mac"].as_str().unwrap();
+    assert!(link.contains(&format!("link/ether {mac}")), "result MAC {mac} is not the interface's: {link}");
+    let host_link = node.ns.ip(&["link", "show", res["interfaces"][0]["name"].as_str().unwrap()]);
+    assert!(host_link.contains(&format!("link/ether {}", res["interfaces"][0]["mac"].as_str().unwrap())), "{host_link}");
     assert!(pod.ip(&["link", "show", "lo"]).contains("UP"));
     let routes = pod.ip(&["route", "show"]);
     assert!(routes.contains("default via 10.60.0.1 dev eth0"), "{routes}");

@@ -53,8 +53,15 @@ fn dispatch(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Re
     log::info!("{command:?} container={} ifname={} netns={:?}", req.container_id, req.ifname, req.netns);
     match command {
         Command::Add => {
-            let hooks = crate::hooks::load(&req)?;
-            let result: CniResult = ops::add::run(&req, hooks.as_ref())?;
+            let result: CniResult = if crate::hooks::configured(&req) {
+                // Load hooks (engine, cache) on a second core while ADD opens the namespaces.
+                std::thread::scope(|s| {
+                    let loading = s.spawn(|| crate::hooks::load(&req));
+                    ops::add::run(&req, || loading.join().unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p)))))
+                })?
+            } else {
+                ops::add::run(&req, || Ok(Box::new(crate::hooks::NoHooks)))?
+            };
             Ok(Some(result.to_json(&req.version)))
         }
         Command::Del => {

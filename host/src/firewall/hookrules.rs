@@ -129,25 +129,9 @@ pub fn render_shared_setup() -> String {
 }
 
 impl super::Iptables {
-    /// Applies `chains` for one family in one iptables-restore. The shared chain is assumed to exist (the
-    /// common case, one process); if the batch fails, the shared chain is created under a lock, only if it
-    /// is really missing, and the batch is retried.
-    pub fn apply_hook_chains(
-        &self,
-        family: Family,
-        chains: &[HookChain],
-        host_veth: &str,
-        lock_dir: &std::path::Path,
-    ) -> Result<(), super::Error> {
-        let input = render(chains, host_veth, family);
-        if self.restore(family, &input).is_ok() {
-            return Ok(());
-        }
-        self.ensure_shared_chain(family, lock_dir)?;
-        self.restore(family, &input)
-    }
-
-    fn ensure_shared_chain(&self, family: Family, lock_dir: &std::path::Path) -> Result<(), super::Error> {
+    /// Creates the shared chain if it is missing, under a lock so concurrent ADDs cannot both create it (a
+    /// second declaration would flush the first one's jumps).
+    pub fn ensure_shared_chain(&self, family: Family, lock_dir: &std::path::Path) -> Result<(), super::Error> {
         let spawn = |source| super::Error::Spawn { tool: "firewall lock".into(), source };
         std::fs::create_dir_all(lock_dir).map_err(spawn)?;
         let file = std::fs::OpenOptions::new()

@@ -16,7 +16,7 @@ use crate::ops::plan::Plan;
 use manifest::{Mode, OnError, Stage};
 use runtime::{Failure, LoadedHook};
 
-pub trait Hooks {
+pub trait Hooks: Send + Sync {
     /// pre-ADD: before IPAM; may change the addressing plan. Each hook's answer is validated against the
     /// network's ranges before the next hook sees it.
     fn pre_add(&self, req: &Request, plan: Plan, ipam: &IpamConfig) -> Result<Plan>;
@@ -42,6 +42,10 @@ impl Hooks for NoHooks {
 
 pub struct WasmHooks {
     hooks: Vec<LoadedHook>,
+}
+
+pub fn configured(req: &Request) -> bool {
+    req.conf.hooks_manifest.is_some() || req.conf.hooks.as_ref().is_some_and(|h| h.as_array().is_none_or(|a| !a.is_empty()))
 }
 
 /// The hooks a request's netconf asks for, loaded (compiled once, then from the cache) and ready to call.

@@ -126,7 +126,7 @@ pub struct LoadedHook {
 impl LoadedHook {
     /// Checks the sha256 pin, then loads the component through the cache.
     pub fn load(spec: HookSpec, cache: &Cache) -> Result<Self, String> {
-        let rt = Runtime::get()?;
+        Runtime::get()?;
         let sha = cache.module_sha256(&spec.module).map_err(|e| format!("cannot read {}: {e}", spec.module.display()))?;
         if let Some(pin) = &spec.sha256 {
             if !pin.eq_ignore_ascii_case(&sha) {
@@ -136,6 +136,20 @@ impl LoadedHook {
                 ));
             }
         }
+        // Several hooks may share a module (one component, different configs): map and link it once.
+        static LOADED: std::sync::Mutex<Vec<(String, HookPre<HostState>, Source)>> = std::sync::Mutex::new(Vec::new());
+        let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, pre, source)) = loaded.iter().find(|(s, ..)| *s == sha) {
+            return Ok(LoadedHook { spec, pre: pre.clone(), source: *source });
+        }
+        let hook = Self::load_from_cache(spec, cache, sha.clone())?;
+        loaded.push((sha, hook.pre.clone(), hook.source));
+        Ok(hook)
+    }
+
+    /// Loads through the on-disk cache only (no per-process sharing): what a single hook costs a process.
+    pub fn load_from_cache(spec: HookSpec, cache: &Cache, sha: String) -> Result<Self, String> {
+        let rt = Runtime::get()?;
         let (component, source) = cache.load(&rt.engine, &spec.module, &sha)?;
         let pre = rt
             .linker

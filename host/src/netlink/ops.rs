@@ -103,13 +103,17 @@ impl Netlink {
         peer: &str,
         peer_ns: &NetNs,
         mtu: Option<u32>,
-        peer_mac: Option<[u8; 6]>,
+        host_mac: [u8; 6],
+        peer_mac: [u8; 6],
     ) -> Result<(), RtError> {
-        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).setns_by_fd(peer_ns.fd());
-        let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(host.to_string()).up();
-        if let Some(mac) = peer_mac {
-            peer_msg = peer_msg.address(mac.to_vec());
-        }
+        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(peer_ns.fd())
+            .address(peer_mac.to_vec());
+        let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .address(host_mac.to_vec())
+            .up();
         if let Some(mtu) = mtu {
             peer_msg = peer_msg.mtu(mtu);
             msg = msg.mtu(mtu);

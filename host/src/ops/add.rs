@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
 
 use super::plan::Plan;
 use super::record::Record;
@@ -11,14 +12,16 @@ use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::error::{Error, Result};
-use crate::firewall::{Family, Iptables, Masquerade};
+use crate::firewall::{hookrules, Family, Iptables, Masquerade};
 use crate::hooks::Hooks;
 use crate::ipam::{self, IpamConfig, Reserved};
 use crate::netaddr::host_net;
 use crate::netlink::{self, Netlink};
 use crate::netns::NetNs;
 
-pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<CniResult> {
+/// `hooks` yields the loaded hooks; it is called once the sockets are open, so loading (engine start, cache
+/// maps) can run on another thread meanwhile.
+pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Result<CniResult> {
     let ipam_cfg = builtin_ipam(req)?;
     let netns_path = req.netns.as_deref().expect("ADD requires CNI_NETNS (checked when parsing)");
     let pod_ns = NetNs::open(netns_path)?;
@@ -34,6 +37,8 @@ pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<CniResult> {
         Some(netns_path.to_path_buf()),
         super::host_veth_name(&req.container_id, &req.ifname),
     );
+    let hooks = hooks()?;
+    let hooks = hooks.as_ref();
     let wiring =
         Wiring { req, hooks, ipam: &ipam_cfg, pod_ns: &pod_ns, rt: &rt, node: &node, pod: &pod, iptables: &iptables };
     // A panic must not skip the unwinding: it becomes an error like any other.
@@ -107,47 +112,63 @@ impl Wiring<'_> {
         });
         log::info!("{id}/{ifname}: reserved {:?}", reserved.iter().map(|r| r.ip).collect::<Vec<_>>());
 
-        // Masquerade needs only the addresses: its iptables-restore runs while the netlink work goes on.
+        // Every field of the result is decided here (we choose the MACs), so post-ADD hooks run now and their
+        // rules go into the same iptables-restore as masquerade, which runs while netlink wires the pod.
+        // The rules are in place before the pod's interface comes up: no packet passes unfiltered.
+        let macs = Macs::for_attachment(id, ifname, &plan)?;
+        let result = self.result(record, &macs, &reserved, &plan);
+        let chains = self.hooks.post_add(req, &result)?;
+        log::debug!("step: post-add hooks done");
+        let mut families: Vec<Family> = reserved.iter().map(|r| Family::of(r.ip)).collect();
+        families.dedup();
+        let masq = req
+            .conf
+            .ip_masq
+            .then(|| Masquerade::new(network, id, reserved.iter().map(|r| (r.ip, r.range.subnet)).collect()));
         let mut pending = Vec::new();
-        if req.conf.ip_masq {
-            let masq = Masquerade::new(network, id, reserved.iter().map(|r| (r.ip, r.range.subnet)).collect());
-            let families = masq.families();
-            // Pushed before applying: teardown of rules that are not there is a no-op.
-            record.undo.push(Undo::RemoveMasquerade { masq: masq.clone(), families: families.clone() });
-            for family in families {
-                pending.push(self.iptables.restore_start(family, &masq.render_setup(family))?);
+        for family in families {
+            // Undo steps are pushed before applying: tearing down rules that are not there is a no-op.
+            let mut input = String::new();
+            if !chains.is_empty() {
+                let names = chains.iter().map(|c| c.chain.clone()).collect();
+                record.undo.push(Undo::RemoveChains { family, table: "filter".into(), chains: names });
+                // filter first: if the shared chain is missing, the batch fails before any nat change.
+                input += &hookrules::render(&chains, &record.host_veth, family);
+            }
+            if let Some(masq) = &masq {
+                record.undo.push(Undo::RemoveMasquerade { masq: masq.clone(), families: vec![family] });
+                input += &masq.render_setup(family);
+            }
+            if !input.is_empty() {
+                pending.push((family, self.iptables.restore_start(family, &input)?, input));
             }
         }
+
         let wired = self.rt.block_on(async {
-            let (host, pod_if) = self.create_veth(record, &plan).await?;
+            let (host, pod_if) = self.create_veth(record, &plan, &macs).await?;
             self.configure_pod(pod_if.index, &reserved, &plan).await?;
             self.configure_host(&host, &reserved).await?;
-            Ok::<_, Error>((host, pod_if))
+            Ok::<_, Error>(())
         });
         log::debug!("step: veth created, pod and node side configured");
         // Always reap the restores, also when wiring failed, so the unwinding sees their final state.
-        let masqueraded: Result<()> = pending.into_iter().try_for_each(|p| p.wait().map_err(Error::from));
-        let (host, pod_if) = wired?;
-        masqueraded?;
+        let mut firewall = Ok(());
+        for (family, run, input) in pending {
+            let outcome = match run.wait() {
+                Err(_) if !chains.is_empty() => self
+                    .iptables
+                    .ensure_shared_chain(family, &req.conf.state_dir())
+                    .and_then(|_| self.iptables.restore(family, &input)),
+                other => other,
+            };
+            firewall = firewall.and(outcome.map_err(Error::from));
+        }
+        wired?;
+        firewall?;
+        log::debug!("step: firewall applied");
         for r in &reserved {
             crate::sysctl::enable_forwarding(r.ip)?;
         }
-        log::debug!("step: masquerade applied");
-        let result = self.result(&host, &pod_if, &reserved, &plan);
-
-        let chains = self.hooks.post_add(req, &result)?;
-        log::debug!("step: post-add hooks done");
-        if !chains.is_empty() {
-            let mut families: Vec<Family> = reserved.iter().map(|r| Family::of(r.ip)).collect();
-            families.dedup();
-            for family in families {
-                let names = chains.iter().map(|c| c.chain.clone()).collect();
-                record.undo.push(Undo::RemoveChains { family, table: "filter".into(), chains: names });
-                self.iptables.apply_hook_chains(family, &chains, &host.name, &req.conf.state_dir())?;
-            }
-        }
-
-        log::debug!("step: hook rules applied");
         record.result = result.clone();
         record.write(&req.conf.state_dir())?;
         log::debug!("step: record written");
@@ -158,6 +179,7 @@ impl Wiring<'_> {
         &self,
         record: &mut Record,
         plan: &Plan,
+        macs: &Macs,
     ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
         let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
         let ns = self.pod_ns.path().display();
@@ -166,8 +188,7 @@ impl Wiring<'_> {
                 "interface {ifname} already exists in netns {ns}: another plugin or a previous ADD created it"
             )));
         }
-        let mac = plan.mac.as_deref().map(crate::hooks::validate::mac).transpose().map_err(Error::InvalidConfig)?;
-        match self.node.create_veth(&host, ifname, self.pod_ns, plan.mtu, mac).await {
+        match self.node.create_veth(&host, ifname, self.pod_ns, plan.mtu, macs.host, macs.pod).await {
             Ok(()) => {}
             Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
                 return Err(Error::Netlink(format!(
@@ -248,11 +269,13 @@ impl Wiring<'_> {
         Ok(())
     }
 
-    fn result(&self, host: &netlink::LinkInfo, pod: &netlink::LinkInfo, reserved: &[Reserved], plan: &Plan) -> CniResult {
+    fn result(&self, record: &Record, macs: &Macs, reserved: &[Reserved], plan: &Plan) -> CniResult {
         let sandbox = Some(self.pod_ns.path().display().to_string());
+        // A veth without an explicit MTU gets the Ethernet default.
+        let mtu = Some(plan.mtu.unwrap_or(1500));
         let interfaces = vec![
-            Interface { name: host.name.clone(), mac: host.mac.clone(), mtu: host.mtu, sandbox: None },
-            Interface { name: pod.name.clone(), mac: pod.mac.clone(), mtu: pod.mtu, sandbox },
+            Interface { name: record.host_veth.clone(), mac: mac_text(&macs.host), mtu, sandbox: None },
+            Interface { name: self.req.ifname.clone(), mac: mac_text(&macs.pod), mtu, sandbox },
         ];
         let ips = reserved
             .iter()
@@ -267,4 +290,30 @@ impl Wiring<'_> {
         routes.extend(plan.routes.iter().filter(|r| !routes.iter().any(|d| d.dst == r.dst)).cloned().collect::<Vec<_>>());
         CniResult { interfaces, ips, routes, dns: plan.dns.clone() }
     }
+}
+
+/// The MACs of both veth ends. Chosen by us rather than the kernel so the result is known before the
+/// kernel work: derived from the attachment (stable across re-ADDs), or the plan's for the pod side.
+struct Macs {
+    host: [u8; 6],
+    pod: [u8; 6],
+}
+
+impl Macs {
+    fn for_attachment(id: &str, ifname: &str, plan: &Plan) -> Result<Self> {
+        let derive = |side: &str| {
+            let d = Sha256::digest(format!("{id}/{ifname}/{side}").as_bytes());
+            // Locally administered, unicast.
+            [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
+        };
+        let pod = match plan.mac.as_deref() {
+            Some(m) => crate::hooks::validate::mac(m).map_err(Error::InvalidConfig)?,
+            None => derive("pod"),
+        };
+        Ok(Macs { host: derive("host"), pod })
+    }
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
