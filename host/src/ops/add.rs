@@ -70,6 +70,8 @@ pub fn builtin_ipam(req: &Request) -> Result<IpamConfig> {
     }
 }
 
+const LOOPBACK_INDEX: u32 = 1;
+
 struct Wiring<'a> {
     req: &'a Request,
     hooks: &'a dyn Hooks,
@@ -183,19 +185,20 @@ impl Wiring<'_> {
     ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
         let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
         let ns = self.pod_ns.path().display();
-        if self.pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?.is_some() {
-            return Err(Error::Netlink(format!(
-                "interface {ifname} already exists in netns {ns}: another plugin or a previous ADD created it"
-            )));
-        }
         match self.node.create_veth(&host, ifname, self.pod_ns, plan.mtu, macs.host, macs.pod).await {
             Ok(()) => {}
+            // Either end may be the one that exists; look only now, off the success path.
             Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
+                if matches!(self.pod.link(ifname).await, Ok(Some(_))) {
+                    return Err(Error::Netlink(format!(
+                        "interface {ifname} already exists in netns {ns}: another plugin or a previous ADD created it"
+                    )));
+                }
                 return Err(Error::Netlink(format!(
                     "link {host} already exists on the node: a previous DEL for container {} did not clean up \
                      (run DEL for it, or delete the link)",
                     self.req.container_id
-                )))
+                )));
             }
             Err(e) => return Err(nl_err(format!("create veth {host} with peer {ifname} in netns {ns}"), e)),
         }
@@ -214,11 +217,8 @@ impl Wiring<'_> {
         let ns = self.pod_ns.path().display();
         let ifname = &self.req.ifname;
         self.pod.set_up(index).await.map_err(|e| nl_err(format!("set {ifname} up in netns {ns}"), e))?;
-        if let Some(lo) = self.pod.link("lo").await.map_err(|e| nl_err(format!("look up lo in netns {ns}"), e))? {
-            if !lo.up {
-                self.pod.set_up(lo.index).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
-            }
-        }
+        // lo is ifindex 1 in every network namespace.
+        self.pod.set_up(LOOPBACK_INDEX).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
         for r in reserved {
             let addr = IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("prefix from a valid subnet");
             let gw = r.range.gateway;
