@@ -1,12 +1,18 @@
 //! The Rust SDK for wasmcni hooks: the bindings generated from `wit/hook.wit` (the contract's only copy),
-//! a `Hook` trait whose methods default to "change nothing", and `export_hook!` to turn an implementation
-//! into the component's exports.
+//! a `Hook` trait whose methods default to "change nothing", `export_hook!` to turn an implementation into
+//! the component's exports, helpers for what hooks do all day, and `testing` for native unit tests.
 //!
 //! ```ignore
+//! use wasmcni_hooks_sdk::{export_hook, Hook, Attachment, Plan, HookError};
 //! struct MyHook;
-//! impl wasmcni_hooks_sdk::Hook for MyHook {}
-//! wasmcni_hooks_sdk::export_hook!(MyHook);
+//! impl Hook for MyHook {
+//!     fn pre_add(a: Attachment, mut plan: Plan) -> Result<Plan, HookError> { plan.mtu = Some(1400); Ok(plan) }
+//! }
+//! export_hook!(MyHook);
 //! ```
+
+mod helpers;
+pub mod testing;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -16,6 +22,7 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "export_hook_world",
         default_bindings_module: "wasmcni_hooks_sdk::bindings",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -23,6 +30,8 @@ pub use bindings::wasmcni::hook::types::{
     Action, AddResult, Attachment, Direction, Dns, HookError, Iface, IpConfig, Level, Plan, PortRange, Protocol,
     Route, Rule,
 };
+pub use helpers::{config, error, in_any, parse_cidr, pod, RuleBuilder};
+pub use ipnet::IpNet;
 
 /// A hook. Implement the stages you need; the others change nothing.
 pub trait Hook {
@@ -39,16 +48,13 @@ pub trait Hook {
     }
 }
 
-/// Logs through the plugin's log (the hook's only import).
+/// Logs through the plugin's log (the hook's only import). In native tests the lines are captured:
+/// see `testing::logs`.
 pub fn log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     bindings::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
-    eprintln!("[{level:?}] {message}");
-}
-
-pub fn error(message: impl Into<String>) -> HookError {
-    HookError { message: message.into() }
+    testing::capture(level, message);
 }
 
 /// Exports `$t: Hook` as the component's `pre-add`, `post-add` and `del`.

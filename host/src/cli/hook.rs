@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::hooks::cache::Source;
+use crate::hooks::fixture::{self, Fixture};
 use crate::hooks::manifest::{self, HookSpec, Stage};
 use crate::hooks::runtime::{self, LoadedHook};
 
@@ -19,11 +20,79 @@ pub enum HookCmd {
         #[arg(long, default_value = crate::cni::conf::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
+    /// Run fixture files (TOML) against a built component, through the plugin's own runner; a failing
+    /// fixture shows a diff. Works for a hook written in any language.
+    Test {
+        fixtures: Vec<PathBuf>,
+        #[arg(long)]
+        module: PathBuf,
+        /// Where compiled components are cached between runs.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("wasmcni-hook-test"))]
+        state_dir: PathBuf,
+    },
+    /// Call one stage of a component and print its answer as JSON (the debugging path).
+    Run {
+        #[arg(long)]
+        module: PathBuf,
+        /// pre-add, post-add or del; overrides the input file's stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// A fixture file giving the inputs (its expect section is ignored).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// The hook's config as JSON, e.g. '{"ports": [80]}'.
+        #[arg(long)]
+        config: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("wasmcni-hook-test"))]
+        state_dir: PathBuf,
+    },
 }
 
 pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
     match cmd {
         HookCmd::Compile { inputs, state_dir } => compile(&inputs, &state_dir),
+        HookCmd::Test { fixtures, module, state_dir } => {
+            if fixtures.is_empty() {
+                bail!("name one or more fixture files");
+            }
+            let cache = runtime::cache_for(&state_dir).map_err(anyhow::Error::msg)?;
+            let module = module.canonicalize().with_context(|| format!("{}", module.display()))?;
+            let (passed, failed) = fixture::run_all(&fixtures, &module, &cache);
+            println!("{passed} passed, {failed} failed");
+            Ok(if failed == 0 { 0 } else { 1 })
+        }
+        HookCmd::Run { module, stage, input, config, namespace, name, state_dir } => {
+            let mut toml_text = match &input {
+                Some(p) => std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+                None => String::new(),
+            };
+            if let Some(stage) = stage {
+                toml_text = format!("stage = {stage:?}\n{}", strip_stage(&toml_text));
+            }
+            let mut f: Fixture = toml::from_str(&toml_text).map_err(|e| anyhow::anyhow!("input: {}", e.message()))?;
+            f.expect = None;
+            if let Some(c) = config {
+                f.config = Some(serde_json::from_str(&c).context("--config is not JSON")?);
+            }
+            f.set_pod(namespace, name);
+            let cache = runtime::cache_for(&state_dir).map_err(anyhow::Error::msg)?;
+            let module = module.canonicalize().with_context(|| format!("{}", module.display()))?;
+            let hook = LoadedHook::load(f.spec(&module), &cache).map_err(anyhow::Error::msg)?;
+            match f.run(&hook) {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("wasmcni: the hook failed: {e}");
+                    Ok(1)
+                }
+            }
+        }
     }
 }
 
@@ -64,4 +133,9 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
     }
     println!("cache: {}", cache.dir().display());
     Ok(0)
+}
+
+/// Drops a top-level `stage = ...` line so --stage can replace it.
+fn strip_stage(text: &str) -> String {
+    text.lines().filter(|l| !l.trim_start().starts_with("stage")).collect::<Vec<_>>().join("\n")
 }

@@ -2,6 +2,7 @@
 //! runs the components a netconf lists, applies each hook's `on_error` policy and validates what it returns.
 
 pub mod cache;
+pub mod fixture;
 mod convert;
 pub mod manifest;
 pub mod runtime;

@@ -1,0 +1,308 @@
+//! Fixtures: one TOML file per case, for a hook in any language. A fixture gives the stage, the inputs
+//! (attachment, config, plan or result, the network's ranges) and what to expect (plan fields, the rule list,
+//! or an error), and runs the built component through the same runner and validation the plugin uses.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::manifest::{HookSpec, Mode, OnError, Stage};
+use super::runtime::{wit, Failure, LoadedHook};
+use super::validate;
+use crate::ipam::IpamConfig;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    #[serde(default)]
+    pub description: String,
+    pub stage: Stage,
+    #[serde(default)]
+    pub network: Option<NetworkIn>,
+    #[serde(default)]
+    pub attachment: AttachmentIn,
+    #[serde(default)]
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub plan: PlanIn,
+    #[serde(default)]
+    pub result: ResultIn,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    /// Per-call limits, as in the manifest.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkIn {
+    pub subnet: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentIn {
+    container_id: Option<String>,
+    ifname: Option<String>,
+    netns: Option<String>,
+    network: Option<String>,
+    pod_namespace: Option<String>,
+    pod_name: Option<String>,
+    pod_uid: Option<String>,
+    #[serde(default)]
+    args: Vec<(String, String)>,
+    runtime_config: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlanIn {
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    routes: Vec<RouteIn>,
+    mtu: Option<u32>,
+    mac: Option<String>,
+    #[serde(default)]
+    nameservers: Vec<String>,
+}
+
+#[derive(Deserialize, Clone, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteIn {
+    dst: String,
+    gw: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResultIn {
+    /// Pod addresses with prefix length; the gateway is the subnet's first address.
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    nameservers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// pre-add: these fields of the returned plan (fields not listed are not compared).
+    plan: Option<Map<String, Value>>,
+    /// post-add: the whole rule list, in order.
+    rules: Option<Vec<Map<String, Value>>>,
+    /// Any stage: the call fails with a message containing this.
+    error: Option<String>,
+}
+
+/// The stage's answer, as JSON (what `wasmcni hook run` prints and fixtures compare).
+pub type Answer = Result<Value, String>;
+
+impl Fixture {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    }
+
+    /// Overrides the pod's namespace and name (for `hook run`).
+    pub fn set_pod(&mut self, namespace: Option<String>, name: Option<String>) {
+        if namespace.is_some() {
+            self.attachment.pod_namespace = namespace;
+        }
+        if name.is_some() {
+            self.attachment.pod_name = name;
+        }
+    }
+
+    pub fn spec(&self, module: &Path) -> HookSpec {
+        HookSpec {
+            name: "fixture".into(),
+            module: module.to_path_buf(),
+            sha256: None,
+            stages: vec![self.stage],
+            order: 0,
+            on_error: OnError::Fail,
+            timeout_ms: self.timeout_ms.unwrap_or(super::manifest::DEFAULT_TIMEOUT_MS),
+            memory_mb: self.memory_mb.unwrap_or(super::manifest::DEFAULT_MEMORY_MB),
+            mode: Mode::Enforce,
+            config: self.config.clone(),
+        }
+    }
+
+    fn attachment(&self, hook: &LoadedHook) -> wit::Attachment {
+        let a = &self.attachment;
+        wit::Attachment {
+            container_id: a.container_id.clone().unwrap_or_else(|| "fixture".into()),
+            ifname: a.ifname.clone().unwrap_or_else(|| "eth0".into()),
+            netns: a.netns.clone().unwrap_or_else(|| "/var/run/netns/fixture".into()),
+            network: a.network.clone().unwrap_or_else(|| "podnet".into()),
+            pod_namespace: Some(a.pod_namespace.clone().unwrap_or_else(|| "default".into())),
+            pod_name: Some(a.pod_name.clone().unwrap_or_else(|| "test".into())),
+            pod_uid: a.pod_uid.clone(),
+            args: a.args.clone(),
+            runtime_config: a.runtime_config.as_ref().map(Value::to_string).unwrap_or_else(|| "{}".into()),
+            config: hook.spec.config_json(),
+        }
+    }
+
+    fn subnet(&self) -> &str {
+        self.network.as_ref().map(|n| n.subnet.as_str()).unwrap_or("10.0.0.0/8")
+    }
+
+    /// Calls the stage and validates the answer exactly as the plugin would.
+    pub fn run(&self, hook: &LoadedHook) -> Answer {
+        let att = self.attachment(hook);
+        let dns = |ns: &[String]| wit::Dns { nameservers: ns.to_vec(), domain: None, search: vec![], options: vec![] };
+        let fail = |f: Failure| f.to_string();
+        match self.stage {
+            Stage::PreAdd => {
+                let ipam = IpamConfig::parse(&json!({"subnet": self.subnet()})).map_err(|e| e.to_string())?;
+                let p = &self.plan;
+                let plan = wit::Plan {
+                    ips: p.ips.clone(),
+                    routes: p.routes.iter().map(|r| wit::Route { dst: r.dst.clone(), gw: r.gw.clone() }).collect(),
+                    mtu: p.mtu,
+                    mac: p.mac.clone(),
+                    dns: dns(&p.nameservers),
+                };
+                let out = hook.pre_add(&att, &plan).map_err(fail)?;
+                let checked = validate::plan(out, &ipam).map_err(|e| fail(Failure::Invalid(e)))?;
+                Ok(json!({
+                    "ips": checked.requested_ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                    "routes": checked.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "gw": r.gw.map(|g| g.to_string())})).collect::<Vec<_>>(),
+                    "mtu": checked.mtu,
+                    "mac": checked.mac,
+                    "nameservers": checked.dns.nameservers,
+                }))
+            }
+            Stage::PostAdd => {
+                let subnet: ipnet::IpNet = self.subnet().parse().map_err(|_| format!("bad network.subnet {}", self.subnet()))?;
+                let gw = crate::netaddr::add(subnet.network(), 1).to_string();
+                let result = wit::AddResult {
+                    interfaces: vec![
+                        wit::Iface { name: "wcnifixture0000".into(), mac: "02:00:00:00:00:01".into(), sandbox: None },
+                        wit::Iface { name: att.ifname.clone(), mac: "02:00:00:00:00:02".into(), sandbox: Some(att.netns.clone()) },
+                    ],
+                    ips: self
+                        .result
+                        .ips
+                        .iter()
+                        .map(|a| wit::IpConfig { address: a.clone(), gateway: Some(gw.clone()), iface: Some(1) })
+                        .collect(),
+                    routes: vec![],
+                    dns: dns(&self.result.nameservers),
+                };
+                let rules = hook.post_add(&att, &result).map_err(fail)?;
+                let rules = validate::rules(rules).map_err(|e| fail(Failure::Invalid(e)))?;
+                Ok(Value::Array(rules.iter().map(rule_json).collect()))
+            }
+            Stage::Del => hook.del(&att).map(|_| json!("ok")).map_err(fail),
+        }
+    }
+
+    /// None when the answer is what the fixture expects, else a readable explanation with a diff.
+    pub fn check(&self, answer: &Answer) -> Option<String> {
+        let Some(expect) = &self.expect else { return None };
+        match (answer, &expect.error) {
+            (Err(e), Some(want)) if e.contains(want.as_str()) => None,
+            (Err(e), Some(want)) => Some(format!("expected an error containing {want:?}, got: {e}")),
+            (Err(e), None) => Some(format!("the hook failed: {e}")),
+            (Ok(v), Some(want)) => Some(format!("expected an error containing {want:?}, got an answer:\n{}", pretty(v))),
+            (Ok(v), None) => match self.stage {
+                Stage::PreAdd => {
+                    let want = expect.plan.clone().unwrap_or_default();
+                    let got: Map<String, Value> =
+                        want.keys().map(|k| (k.clone(), v.get(k).cloned().unwrap_or(Value::Null))).collect();
+                    let want = Value::Object(want.into_iter().collect());
+                    diff(&want, &Value::Object(got))
+                }
+                Stage::PostAdd => {
+                    let want: Vec<Value> = expect.rules.clone().unwrap_or_default().into_iter().map(normalize_rule).collect();
+                    diff(&Value::Array(want), v)
+                }
+                Stage::Del => None,
+            },
+        }
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn diff(want: &Value, got: &Value) -> Option<String> {
+    if want == got {
+        return None;
+    }
+    let (w, g) = (pretty(want), pretty(got));
+    let text = similar::TextDiff::from_lines(&w, &g).unified_diff().header("expected", "actual").to_string();
+    Some(format!("the answer differs from the fixture's expect:\n{text}"))
+}
+
+fn rule_json(r: &crate::firewall::hookrules::HookRule) -> Value {
+    use crate::firewall::hookrules::{Action, Direction, Protocol};
+    let mut m = Map::new();
+    m.insert("direction".into(), json!(match r.direction { Direction::Ingress => "ingress", Direction::Egress => "egress" }));
+    m.insert(
+        "protocol".into(),
+        json!(match r.protocol { Protocol::Any => "any", Protocol::Tcp => "tcp", Protocol::Udp => "udp", Protocol::Icmp => "icmp" }),
+    );
+    if let Some((a, b)) = r.ports {
+        m.insert("ports".into(), json!(if a == b { a.to_string() } else { format!("{a}-{b}") }));
+    }
+    if let Some(p) = r.peer {
+        m.insert("peer".into(), json!(p.to_string()));
+    }
+    m.insert("action".into(), json!(match r.action { Action::Accept => "accept", Action::Drop => "drop", Action::Reject => "reject" }));
+    if let Some(l) = &r.log_prefix {
+        m.insert("log_prefix".into(), json!(l));
+    }
+    Value::Object(m)
+}
+
+/// Expected rules may leave out `protocol` (any) and write ports as a number.
+fn normalize_rule(mut m: Map<String, Value>) -> Value {
+    m.entry("protocol").or_insert(json!("any"));
+    if let Some(p) = m.get("ports").and_then(Value::as_u64) {
+        m.insert("ports".into(), json!(p.to_string()));
+    }
+    Value::Object(m)
+}
+
+/// Runs every fixture against `module`; prints a line per fixture and a diff per failure. Returns
+/// (passed, failed).
+pub fn run_all(fixtures: &[std::path::PathBuf], module: &Path, cache: &super::cache::Cache) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for path in fixtures {
+        let outcome = Fixture::load(path).and_then(|f| {
+            let hook = LoadedHook::load(f.spec(module), cache)?;
+            let answer = f.run(&hook);
+            Ok((f, answer))
+        });
+        match outcome {
+            Ok((f, answer)) => match f.check(&answer) {
+                None => {
+                    passed += 1;
+                    println!("ok    {} {}", path.display(), f.description);
+                }
+                Some(why) => {
+                    failed += 1;
+                    println!("FAIL  {} {}\n{}", path.display(), f.description, indent(&why));
+                }
+            },
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {}\n{}", path.display(), indent(&e));
+            }
+        }
+    }
+    (passed, failed)
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+}
