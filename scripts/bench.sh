@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
+bash example-hooks/build.sh >/dev/null
 cargo bench --locked -q -p wasmcni --bench cni -- "$@"
 cargo bench --locked -q -p wasmcni --bench hooks

@@ -6,8 +6,18 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 [ "$(id -u)" = 0 ] || { echo "the kernel tests need root" >&2; exit 1; }
 
-echo "==> building the test hook component (wasm32-wasip2)"
+echo "==> building the test hook and the example hooks (WebAssembly components)"
 cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
+bash example-hooks/build.sh >/dev/null
 
 echo "==> cargo test (unit + kernel e2e, hooks included)"
 cargo test --locked 2>&1
+
+echo "==> every example hook's fixtures, through wasmcni hook test (the built components)"
+failed=0
+for dir in example-hooks/*/; do
+    name=$(basename "$dir")
+    [ -d "$dir/fixtures" ] || continue
+    target/debug/wasmcni hook test "$dir"/fixtures/*.toml --module "target/example-hooks/$name.wasm" 2>/dev/null || failed=1
+done
+exit $failed

@@ -82,6 +82,7 @@ fn main() {
         h.post_add(&att, &result).unwrap()
     });
 
+    let examples = examples(rt, &cache, &att, &plan, &result);
     println!("hook component: {} ({} KiB)\n", module.display(), size / 1024);
     println!("| what | median ms | p99 ms |\n|---|---|---|");
     println!("| engine + linker + epoch ticker (once per process) | {:.3} | - |", engine_start.as_secs_f64() * 1e3);
@@ -96,4 +97,33 @@ fn main() {
         let (p50, p99) = stats(v);
         println!("| {name} | {p50:.3} | {p99:.3} |");
     }
+    println!("{examples}");
+}
+
+/// Cold compile vs cache load, and a call of each stage, for every built example hook
+/// (target/example-hooks, from example-hooks/build.sh).
+fn examples(rt: &Runtime, cache: &Cache, att: &wit::Attachment, plan: &wit::Plan, result: &wit::AddResult) -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/example-hooks");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return String::new() };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+    paths.sort();
+    let mut out = String::from("\n| example hook | size KiB | cold compile ms | cache load ms (p50) | pre-add / post-add / del call ms (p50) |\n|---|---|---|---|---|\n");
+    for p in paths {
+        let bytes = std::fs::read(&p).unwrap();
+        let n = if bytes.len() > 4 << 20 { 1 } else { 3 };
+        let (cold, _) = stats(time(n, || rt.engine.precompile_component(&bytes).unwrap()));
+        let mut s = spec(p.clone());
+        s.config = None;
+        s.memory_mb = 128;
+        let sha = cache.module_sha256(&p).unwrap();
+        LoadedHook::load_from_cache(s.clone(), cache, sha.clone()).unwrap();
+        let (load, _) = stats(time(50, || LoadedHook::load_from_cache(s.clone(), cache, sha.clone()).unwrap()));
+        let h = LoadedHook::load_from_cache(s, cache, sha).unwrap();
+        let (pre, _) = stats(time(50, || h.pre_add(att, plan).is_ok()));
+        let (post, _) = stats(time(50, || h.post_add(att, result).is_ok()));
+        let (del, _) = stats(time(50, || h.del(att).is_ok()));
+        let name = p.file_stem().unwrap().to_string_lossy();
+        out += &format!("| {name} | {} | {cold:.1} | {load:.3} | {pre:.3} / {post:.3} / {del:.3} |\n", bytes.len() / 1024);
+    }
+    out
 }

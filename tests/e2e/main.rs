@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod connectivity;
+mod examples;
 mod failures;
 mod hooks;
 mod lifecycle;

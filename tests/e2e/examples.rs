@@ -1,0 +1,92 @@
+//! The example hooks as a platform team would deploy them: a manifest, the real components, a pod in the
+//! kernel. Built by example-hooks/build.sh (scripts/test.sh runs it first).
+
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn example(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/example-hooks/{name}.wasm"));
+    assert!(p.is_file(), "{} is missing: run example-hooks/build.sh (scripts/test.sh does)", p.display());
+    p
+}
+
+#[test]
+fn static_ip_and_egress_guard_on_a_real_pod() {
+    let node = Node::new("10.92.0.0/24");
+    let pod = Ns::new("pod");
+    node.upstream.ip(&["addr", "add", "198.51.100.10/32", "dev", "lo"]);
+    let manifest = node.dir.path().join("hooks.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[[hooks]]
+name = "static-ip"
+module = "{}"
+stages = ["pre-add"]
+[hooks.config]
+pods = [{{ namespace = "default", name = "test", ip = "10.92.0.42" }}]
+
+[[hooks]]
+name = "egress-guard"
+module = "{}"
+stages = ["post-add"]
+[hooks.config]
+blocked = ["203.0.113.0/24"]
+"#,
+            example("static-ip").display(),
+            example("egress-guard").display()
+        ),
+    )
+    .unwrap();
+    let mut conf = node.conf("1.0.0");
+    conf["hooksManifest"] = json!(manifest);
+    let res = node.cni("ADD", &conf, "examples", Some(&pod.path()), "eth0").ok().clone();
+    assert_eq!(pod_ip(&res), "10.92.0.42", "static-ip pins default/test");
+    assert!(pod.ip(&["-o", "addr", "show", "dev", "eth0"]).contains("inet 10.92.0.42/24"));
+
+    let listen = |ip: &str| node.upstream.within(|| TcpListener::bind((ip, 0)).unwrap());
+    let (blocked, allowed) = (listen(UPSTREAM_IP), listen("198.51.100.10"));
+    let connect = |addr: SocketAddr| pod.within(|| TcpStream::connect_timeout(&addr, Duration::from_millis(700)).is_ok());
+    assert!(connect(allowed.local_addr().unwrap()), "traffic outside the blocked range must pass");
+    assert!(!connect(blocked.local_addr().unwrap()), "egress-guard must drop traffic to 203.0.113.0/24");
+
+    // DNS is allowed before the drops, even to a blocked range.
+    let dns = node.upstream.within(|| UdpSocket::bind((UPSTREAM_IP, 53)).unwrap());
+    dns.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    pod.within(|| UdpSocket::bind("0.0.0.0:0").unwrap().send_to(b"query", (UPSTREAM_IP, 53)).unwrap());
+    let mut buf = [0u8; 16];
+    assert_eq!(dns.recv_from(&mut buf).expect("the DNS datagram arrives").0, 5);
+
+    node.cni("DEL", &conf, "examples", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn a_wrong_fixture_fails_with_a_readable_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("wrong.toml");
+    std::fs::write(
+        &fixture,
+        "description = \"expects port 8443\"\nstage = \"post-add\"\n[config]\nports = [443]\n[expect]\nrules = [\n\
+         { direction = \"ingress\", protocol = \"tcp\", ports = 8443, action = \"accept\" },\n\
+         { direction = \"ingress\", action = \"drop\" },\n]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["hook", "test", fixture.to_str().unwrap(), "--module", example("ingress-allowlist").to_str().unwrap()])
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .env_remove("CNI_COMMAND")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL") && stdout.contains("0 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("-    \"ports\": \"8443\",") && stdout.contains("+    \"ports\": \"443\","), "{stdout}");
+}
