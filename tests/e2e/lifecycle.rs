@@ -125,3 +125,22 @@ fn gc_removes_exactly_the_attachments_not_listed() {
     node.del(&keep, "keep").succeeded();
     node.assert_clean();
 }
+
+#[test]
+fn runtime_config_ips_and_mac_are_honoured() {
+    let node = Node::new("10.93.0.0/24");
+    let pod = Ns::new("pod");
+    let mut conf = node.conf("1.0.0");
+    conf["runtimeConfig"] = json!({"ips": ["10.93.0.33/24"], "mac": "02:11:22:33:44:55"});
+    let res = node.cni("ADD", &conf, "caps", Some(&pod.path()), "eth0").ok().clone();
+    assert_eq!(pod_ip(&res), "10.93.0.33");
+    assert_eq!(res["interfaces"][1]["mac"], "02:11:22:33:44:55");
+    assert!(pod.ip(&["link", "show", "eth0"]).contains("link/ether 02:11:22:33:44:55"));
+    node.cni("DEL", &conf, "caps", Some(&pod.path()), "eth0").succeeded();
+
+    let mut taken = node.conf("1.0.0");
+    taken["runtimeConfig"] = json!({"ips": ["10.93.0.1"]});
+    let err = node.cni("ADD", &taken, "caps2", Some(&pod.path()), "eth0").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains("is the gateway"), "{err}");
+    node.assert_clean();
+}

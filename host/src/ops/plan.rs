@@ -47,11 +47,22 @@ impl Plan {
                 requested_ips.push(ip);
             }
         }
+        // runtimeConfig.mac (the "mac" capability) and CNI_ARGS MAC=, as the reference plugins read them.
+        let mac = req
+            .conf
+            .runtime_config
+            .as_ref()
+            .and_then(|r| r.get("mac"))
+            .and_then(Value::as_str)
+            .or_else(|| req.arg("MAC"))
+            .map(|m| crate::hooks::validate::mac(m).map(|_| m.to_ascii_lowercase()))
+            .transpose()
+            .map_err(Error::InvalidConfig)?;
         Ok(Plan {
             requested_ips,
             routes: ipam_routes.to_vec(),
             mtu: req.conf.mtu,
-            mac: None,
+            mac,
             dns: req.conf.dns.clone().unwrap_or_default(),
         })
     }
