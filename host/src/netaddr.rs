@@ -34,6 +34,11 @@ pub fn last_addr(net: &IpNet) -> IpAddr {
     net.broadcast()
 }
 
+/// Lower-case hex of `bytes` joined by `sep` ("" for digests, ":" for MACs).
+pub fn hex(bytes: &[u8], sep: &str) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep)
+}
+
 /// The address as a host prefix (/32 or /128).
 pub fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)

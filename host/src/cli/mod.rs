@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use crate::cni::plugin;
@@ -33,19 +33,11 @@ enum Cmd {
     Hook(hook::HookCmd),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Verb {
-    Add,
-    Del,
-    Check,
-    Status,
-    Gc,
-    Version,
-}
-
 #[derive(clap::Args)]
 struct ExecArgs {
-    verb: Verb,
+    /// add, del, check, status, gc or version.
+    #[arg(value_parser = |v: &str| crate::cni::request::Command::parse(v).map(|_| v.to_ascii_uppercase()).map_err(|_| "expected add, del, check, status, gc or version"))]
+    verb: String,
     /// Path of the pod's network namespace (CNI_NETNS), e.g. /var/run/netns/x.
     #[arg(long)]
     netns: Option<PathBuf>,
@@ -96,14 +88,7 @@ pub fn main(argv: Vec<String>, binary_name: &str) -> i32 {
 }
 
 fn exec(a: ExecArgs, binary_name: &str) -> anyhow::Result<i32> {
-    let verb = match a.verb {
-        Verb::Add => "ADD",
-        Verb::Del => "DEL",
-        Verb::Check => "CHECK",
-        Verb::Status => "STATUS",
-        Verb::Gc => "GC",
-        Verb::Version => "VERSION",
-    };
+    let verb = a.verb.as_str();
     let mut raw = Vec::new();
     if a.config == "-" {
         std::io::stdin().read_to_end(&mut raw).context("reading the config from stdin")?;

@@ -54,7 +54,7 @@ pub struct HookChain {
 impl HookChain {
     pub fn new(network: &str, container_id: &str, ifname: &str, hook: &str, rules: Vec<HookRule>) -> Self {
         let digest = Sha512::digest(format!("{network}/{container_id}/{ifname}/{hook}").as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::netaddr::hex(&digest, "");
         HookChain {
             hook: hook.into(),
             // iptables chain names are at most 28 characters.

@@ -12,7 +12,7 @@ use super::Family;
 /// The reference `utils.FormatChainName`: "CNI-" and the first 24 hex digits of sha512(network + id).
 pub fn chain_name(network: &str, container_id: &str) -> String {
     let digest = Sha512::digest(format!("{network}{container_id}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::netaddr::hex(&digest, "");
     format!("CNI-{}", &hex[..24])
 }
 

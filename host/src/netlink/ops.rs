@@ -36,7 +36,7 @@ impl LinkInfo {
             match attr {
                 LinkAttribute::IfName(n) => info.name = n.clone(),
                 LinkAttribute::Address(a) => {
-                    info.mac = a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+                    info.mac = crate::netaddr::hex(a, ":")
                 }
                 LinkAttribute::Mtu(m) => info.mtu = Some(*m),
                 _ => {}

@@ -315,5 +315,5 @@ impl Macs {
 }
 
 fn mac_text(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    crate::netaddr::hex(m, ":")
 }

@@ -30,7 +30,7 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// The node-side veth name: deterministic (DEL and GC find it without state) and within IFNAMSIZ.
 pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
     let digest = Sha256::digest(format!("{container_id}/{ifname}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::netaddr::hex(&digest, "");
     format!("wcni{}", &hex[..11])
 }
 
