@@ -96,6 +96,9 @@ fn post_add_drop_rule_blocks_one_port_and_del_removes_its_chain() {
     assert!(!connects(&pod, blocked), "the hook's drop rule did not stop traffic");
     let chains = hook_chains(&node);
     assert!(chains.iter().any(|l| l.contains(&format!("--dport {blocked}")) && l.ends_with("-j DROP")), "{chains:?}");
+    let mut check = conf.clone();
+    check["cniVersion"] = json!("1.1.0");
+    node.cni("CHECK", &check, "guard1", Some(&pod.path()), "eth0").succeeded();
     del(&node, &conf, &pod, "guard1");
     assert!(hook_chains(&node).is_empty(), "hook chains left: {:?}", hook_chains(&node));
     node.assert_clean();

@@ -65,6 +65,12 @@ pub fn run(req: &Request) -> Result<()> {
                     }
                 }
             }
+            Undo::RemoveChains { family, table, chains } => {
+                let saved = Iptables.save(*family, table).map_err(Error::Firewall)?;
+                for chain in chains.iter().filter(|c| !saved.lines().any(|l| l.starts_with(&format!(":{c} ")))) {
+                    missing.push(format!("hook rule chain {chain} is missing"));
+                }
+            }
             Undo::ReleaseIps { data_dir, network, container_id, ifname } => {
                 let held = Store::open(data_dir, network)?.find(container_id, ifname)?;
                 for ip in &rec.result.ips {

@@ -99,10 +99,10 @@ impl Undoer<'_> {
             }
             Undo::RemoveChains { family, table, chains } => {
                 let saved = iptables.save(*family, table).map_err(|e| e.to_string())?;
-                for chain in chains {
-                    if let Some(input) = firewall::masq_teardown(table, chain, &saved) {
-                        iptables.restore(*family, &input).map_err(|e| e.to_string())?;
-                    }
+                // One restore for all of the attachment's hook chains.
+                let input: String = chains.iter().filter_map(|c| firewall::masq_teardown(table, c, &saved)).collect();
+                if !input.is_empty() {
+                    iptables.restore(*family, &input).map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
