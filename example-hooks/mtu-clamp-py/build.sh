@@ -7,6 +7,9 @@ root=$(cd "$here/../.." && pwd)
 out=${1:-$root/target/example-hooks}
 venv=$root/target/py-venv
 if [ ! -x "$venv/bin/componentize-py" ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null
+    fi
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "componentize-py==0.25.1"
 fi
