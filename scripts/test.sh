@@ -13,6 +13,9 @@ bash example-hooks/build.sh >/dev/null
 echo "==> cargo test (unit + kernel e2e, hooks included)"
 cargo test --locked 2>&1
 
+echo "==> native unit tests of the examples not in Rust (the Rust ones ran under cargo test)"
+for t in example-hooks/*/test.sh; do bash "$t"; done
+
 echo "==> every example hook's fixtures, through wasmcni hook test (the built components)"
 failed=0
 for dir in example-hooks/*/; do
