@@ -90,3 +90,20 @@ fn a_wrong_fixture_fails_with_a_readable_diff() {
     assert!(stdout.contains("FAIL") && stdout.contains("0 passed, 1 failed"), "{stdout}");
     assert!(stdout.contains("-    \"ports\": \"8443\",") && stdout.contains("+    \"ports\": \"443\","), "{stdout}");
 }
+
+#[test]
+fn every_example_passes_its_fixtures_through_the_test_helper() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../example-hooks");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !dir.join("fixtures").is_dir() {
+            continue;
+        }
+        let n = wasmcni::hooks::fixture::test_component(&example(&name), &dir.join("fixtures")).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+        assert!(n > 0, "{name} has no fixtures");
+        ran += 1;
+    }
+    assert_eq!(ran, 5, "five example hooks, each with fixtures");
+}

@@ -171,13 +171,27 @@ impl Fixture {
                 };
                 let out = hook.pre_add(&att, &plan).map_err(fail)?;
                 let checked = validate::plan(out, &ipam).map_err(|e| fail(Failure::Invalid(e)))?;
-                Ok(json!({
+                // Absent values are left out rather than null: TOML, where expectations are written, has no null.
+                let routes: Vec<Value> = checked
+                    .routes
+                    .iter()
+                    .map(|r| match r.gw {
+                        Some(gw) => json!({"dst": r.dst.to_string(), "gw": gw.to_string()}),
+                        None => json!({"dst": r.dst.to_string()}),
+                    })
+                    .collect();
+                let mut out = json!({
                     "ips": checked.requested_ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-                    "routes": checked.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "gw": r.gw.map(|g| g.to_string())})).collect::<Vec<_>>(),
-                    "mtu": checked.mtu,
-                    "mac": checked.mac,
+                    "routes": routes,
                     "nameservers": checked.dns.nameservers,
-                }))
+                });
+                if let Some(mtu) = checked.mtu {
+                    out["mtu"] = json!(mtu);
+                }
+                if let Some(mac) = checked.mac {
+                    out["mac"] = json!(mac);
+                }
+                Ok(out)
             }
             Stage::PostAdd => {
                 let subnet: ipnet::IpNet = self.subnet().parse().map_err(|_| format!("bad network.subnet {}", self.subnet()))?;
@@ -206,7 +220,16 @@ impl Fixture {
 
     /// None when the answer is what the fixture expects, else a readable explanation with a diff.
     pub fn check(&self, answer: &Answer) -> Option<String> {
-        let Some(expect) = &self.expect else { return None };
+        // No expectations: the call must simply succeed (the usual del fixture).
+        let Some(expect) = &self.expect else { return answer.as_ref().err().map(|e| format!("the hook failed: {e}")) };
+        let misplaced = match self.stage {
+            Stage::PreAdd => expect.rules.is_some().then_some("expect.rules is for post-add fixtures"),
+            Stage::PostAdd => expect.plan.is_some().then_some("expect.plan is for pre-add fixtures"),
+            Stage::Del => (expect.rules.is_some() || expect.plan.is_some()).then_some("a del fixture can only expect an error"),
+        };
+        if let Some(m) = misplaced {
+            return Some(m.to_string());
+        }
         match (answer, &expect.error) {
             (Err(e), Some(want)) if e.contains(want.as_str()) => None,
             (Err(e), Some(want)) => Some(format!("expected an error containing {want:?}, got: {e}")),
@@ -273,36 +296,91 @@ fn normalize_rule(mut m: Map<String, Value>) -> Value {
     Value::Object(m)
 }
 
-/// Runs every fixture against `module`; prints a line per fixture and a diff per failure. Returns
-/// (passed, failed).
+/// Runs one fixture file against `module`: Ok(description) when the answer is as expected, else why not.
+pub fn run_one(path: &Path, module: &Path, cache: &super::cache::Cache) -> Result<String, String> {
+    let f = Fixture::load(path)?;
+    let hook = LoadedHook::load(f.spec(module), cache)?;
+    match f.check(&f.run(&hook)) {
+        None => Ok(f.description.trim().to_string()),
+        Some(why) => Err(format!("{}\n{}", f.description, indent(&why))),
+    }
+}
+
+/// Runs every fixture against `module`, printing a line per fixture and a diff per failure; returns
+/// (passed, failed). What `wasmcni hook test` does.
 pub fn run_all(fixtures: &[std::path::PathBuf], module: &Path, cache: &super::cache::Cache) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     for path in fixtures {
-        let outcome = Fixture::load(path).and_then(|f| {
-            let hook = LoadedHook::load(f.spec(module), cache)?;
-            let answer = f.run(&hook);
-            Ok((f, answer))
-        });
-        match outcome {
-            Ok((f, answer)) => match f.check(&answer) {
-                None => {
-                    passed += 1;
-                    println!("ok    {} {}", path.display(), f.description);
-                }
-                Some(why) => {
-                    failed += 1;
-                    println!("FAIL  {} {}\n{}", path.display(), f.description, indent(&why));
-                }
-            },
-            Err(e) => {
+        match run_one(path, module, cache) {
+            Ok(description) => {
+                passed += 1;
+                println!("{}", format!("ok    {} {description}", path.display()).trim_end());
+            }
+            Err(why) => {
                 failed += 1;
-                println!("FAIL  {}\n{}", path.display(), indent(&e));
+                println!("FAIL  {} {why}", path.display());
             }
         }
     }
     (passed, failed)
 }
 
+/// The component test helper for Rust tests (`wasmcni` as a dev-dependency): runs every `*.toml` in
+/// `fixtures_dir` against the built `module` through the plugin's runner. Err lists each failure with its
+/// diff.
+pub fn test_component(module: &Path, fixtures_dir: &Path) -> Result<usize, String> {
+    let cache = super::runtime::cache_for(&std::env::temp_dir().join("wasmcni-hook-test"))?;
+    let mut paths: Vec<_> = std::fs::read_dir(fixtures_dir)
+        .map_err(|e| format!("{}: {e}", fixtures_dir.display()))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let failures: Vec<String> = paths
+        .iter()
+        .filter_map(|p| run_one(p, module, &cache).err().map(|why| format!("{}: {why}", p.display())))
+        .collect();
+    if failures.is_empty() {
+        Ok(paths.len())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(text: &str) -> Fixture {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn without_expect_the_call_must_succeed() {
+        let f = fixture("stage = \"del\"");
+        assert_eq!(f.check(&Ok(json!("ok"))), None);
+        assert!(f.check(&Err("trapped".into())).unwrap().contains("the hook failed: trapped"));
+    }
+
+    #[test]
+    fn expectations_for_another_stage_are_refused() {
+        let f = fixture("stage = \"pre-add\"\n[expect]\nrules = []");
+        assert!(f.check(&Ok(json!({}))).unwrap().contains("expect.rules is for post-add"));
+    }
+
+    #[test]
+    fn plan_fields_are_compared_only_where_listed_and_rules_in_full() {
+        let f = fixture("stage = \"pre-add\"\n[expect]\nplan = { mtu = 1400 }");
+        assert_eq!(f.check(&Ok(json!({"ips": ["10.0.0.9"], "mtu": 1400}))), None);
+        let diff = f.check(&Ok(json!({"mtu": 1500}))).unwrap();
+        assert!(diff.contains("-  \"mtu\": 1400") && diff.contains("+  \"mtu\": 1500"), "{diff}");
+        let f = fixture("stage = \"post-add\"\n[expect]\nrules = [{ direction = \"egress\", ports = 53, action = \"accept\" }]");
+        let got = json!([{"direction": "egress", "protocol": "any", "ports": "53", "action": "accept"}]);
+        assert_eq!(f.check(&Ok(got)), None, "protocol defaults to any, ports may be a number");
+        assert!(f.check(&Ok(json!([]))).is_some());
+    }
 }

@@ -189,7 +189,15 @@ impl LoadedHook {
         match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Failure::Returned(e.message)),
-            Err(e) => Err(self.classify(e)),
+            Err(e) => Err(match self.classify(e) {
+                // What the guest said last before trapping (a panic message, a Python exception) is the
+                // most useful part of a trap: put it in the error, not only in the log.
+                Failure::Trap(m) => match String::from_utf8_lossy(&stderr.contents()).lines().rev().find(|l| !l.trim().is_empty()) {
+                    Some(last) => Failure::Trap(format!("{m} (stderr: {})", last.trim())),
+                    None => Failure::Trap(m),
+                },
+                other => other,
+            }),
         }
     }
 
