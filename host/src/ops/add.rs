@@ -19,17 +19,18 @@ use crate::netaddr::host_net;
 use crate::netlink::{self, Netlink};
 use crate::netns::NetNs;
 
-/// `hooks` yields the loaded hooks; it is called once the sockets are open, so loading (engine start, cache
+/// `hooks` yields the loaded hooks; it is called when pre-ADD needs them, so loading (engine start, cache
 /// maps) can run on another thread meanwhile.
 pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Result<CniResult> {
     let ipam_cfg = builtin_ipam(req)?;
     let netns_path = req.netns.as_deref().expect("ADD requires CNI_NETNS (checked when parsing)");
-    let pod_ns = NetNs::open(netns_path)?;
+    // Only a cheap look now: the namespace is opened later, while iptables-restore runs.
+    if !netns_path.exists() {
+        NetNs::open(netns_path)?;
+    }
     let rt = super::runtime()?;
     let node = Netlink::connect(&rt)?;
-    let pod = Netlink::connect_in(&rt, &pod_ns)?;
     let iptables = Iptables;
-    log::debug!("step: netns opened, netlink sockets ready");
     let mut record = Record::new(
         &req.conf.name,
         &req.container_id,
@@ -39,8 +40,7 @@ pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Res
     );
     let hooks = hooks()?;
     let hooks = hooks.as_ref();
-    let wiring =
-        Wiring { req, hooks, ipam: &ipam_cfg, pod_ns: &pod_ns, rt: &rt, node: &node, pod: &pod, iptables: &iptables };
+    let wiring = Wiring { req, hooks, ipam: &ipam_cfg, netns: netns_path, rt: &rt, node: &node, iptables: &iptables };
     // A panic must not skip the unwinding: it becomes an error like any other.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wiring.add(&mut record)))
         .unwrap_or_else(|p| Err(Error::Internal(super::panic_message(&p))));
@@ -48,7 +48,12 @@ pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Res
         Ok(result) => Ok(result),
         Err(cause) => {
             log::warn!("ADD {} failed, unwinding {} steps: {cause}", req.container_id, record.undo.len());
-            let undo_errors = rt.block_on(Undoer { node: &node, iptables: &iptables }.unwind(&record.undo));
+            let mut undo_errors = rt.block_on(Undoer { node: &node, iptables: &iptables }.unwind(&record.undo));
+            // The record is written before the last wait; a failed ADD must not leave it behind.
+            let path = super::record::path(&req.conf.state_dir(), &req.conf.name, &req.container_id, &req.ifname);
+            if let Err(e) = Record::remove(&path) {
+                undo_errors.push(e.to_string());
+            }
             if undo_errors.is_empty() {
                 Err(cause)
             } else {
@@ -76,11 +81,10 @@ struct Wiring<'a> {
     req: &'a Request,
     hooks: &'a dyn Hooks,
     ipam: &'a IpamConfig,
-    pod_ns: &'a NetNs,
+    netns: &'a std::path::Path,
     /// Drives the netlink sockets. Hooks run outside it: WASI's sync bindings bring their own runtime.
     rt: &'a tokio::runtime::Runtime,
     node: &'a Netlink,
-    pod: &'a Netlink,
     iptables: &'a Iptables,
 }
 
@@ -146,13 +150,28 @@ impl Wiring<'_> {
             }
         }
 
+        // The restore is running: open the pod's namespace and socket meanwhile.
+        let pod_ns = NetNs::open(self.netns)?;
+        let pod = Netlink::connect_in(self.rt, &pod_ns)?;
+        log::debug!("step: pod netns opened, netlink socket ready");
         let wired = self.rt.block_on(async {
-            let (host, pod_if) = self.create_veth(record, &plan, &macs).await?;
-            self.configure_pod(pod_if.index, &reserved, &plan).await?;
+            let (host, pod_if) = self.create_veth(record, &plan, &macs, &pod_ns, &pod).await?;
+            self.configure_pod(&pod_ns, &pod, pod_if.index, &reserved, &plan).await?;
             self.configure_host(&host, &reserved).await?;
             Ok::<_, Error>(())
         });
         log::debug!("step: veth created, pod and node side configured");
+        // Every undo step is known now: write the record while the restore finishes. A crash from here on
+        // leaves a record that lets DEL clean up exactly.
+        let recorded = wired.and_then(|_| {
+            for r in &reserved {
+                crate::sysctl::enable_forwarding(r.ip)?;
+            }
+            record.result = result.clone();
+            record.write(&req.conf.state_dir())?;
+            log::debug!("step: record written");
+            Ok(())
+        });
         // Always reap the restores, also when wiring failed, so the unwinding sees their final state.
         let mut firewall = Ok(());
         for (family, run, input) in pending {
@@ -165,15 +184,9 @@ impl Wiring<'_> {
             };
             firewall = firewall.and(outcome.map_err(Error::from));
         }
-        wired?;
+        recorded?;
         firewall?;
         log::debug!("step: firewall applied");
-        for r in &reserved {
-            crate::sysctl::enable_forwarding(r.ip)?;
-        }
-        record.result = result.clone();
-        record.write(&req.conf.state_dir())?;
-        log::debug!("step: record written");
         Ok(result)
     }
 
@@ -182,14 +195,16 @@ impl Wiring<'_> {
         record: &mut Record,
         plan: &Plan,
         macs: &Macs,
+        pod_ns: &NetNs,
+        pod: &Netlink,
     ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
         let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
-        let ns = self.pod_ns.path().display();
-        match self.node.create_veth(&host, ifname, self.pod_ns, plan.mtu, macs.host, macs.pod).await {
+        let ns = pod_ns.path().display();
+        match self.node.create_veth(&host, ifname, pod_ns, plan.mtu, macs.host, macs.pod).await {
             Ok(()) => {}
             // Either end may be the one that exists; look only now, off the success path.
             Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
-                if matches!(self.pod.link(ifname).await, Ok(Some(_))) {
+                if matches!(pod.link(ifname).await, Ok(Some(_))) {
                     return Err(Error::Netlink(format!(
                         "interface {ifname} already exists in netns {ns}: another plugin or a previous ADD created it"
                     )));
@@ -204,7 +219,7 @@ impl Wiring<'_> {
         }
         record.undo.push(Undo::DeleteHostLink { name: host.clone() });
         let host_link = self.node.link(&host).await.map_err(|e| nl_err(format!("look up {host}"), e))?;
-        let pod_link = self.pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?;
+        let pod_link = pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?;
         match (host_link, pod_link) {
             (Some(h), Some(p)) => Ok((h, p)),
             _ => Err(Error::Netlink(format!("veth {host}/{ifname} vanished right after it was created"))),
@@ -213,31 +228,31 @@ impl Wiring<'_> {
 
     /// Pod side: lo up, the address without a subnet route, a link-scope route to the gateway, the default
     /// route (and any configured routes) via it.
-    async fn configure_pod(&self, index: u32, reserved: &[Reserved], plan: &Plan) -> Result<()> {
-        let ns = self.pod_ns.path().display();
+    async fn configure_pod(&self, pod_ns: &NetNs, pod: &Netlink, index: u32, reserved: &[Reserved], plan: &Plan) -> Result<()> {
+        let ns = pod_ns.path().display();
         let ifname = &self.req.ifname;
-        self.pod.set_up(index).await.map_err(|e| nl_err(format!("set {ifname} up in netns {ns}"), e))?;
+        pod.set_up(index).await.map_err(|e| nl_err(format!("set {ifname} up in netns {ns}"), e))?;
         // lo is ifindex 1 in every network namespace.
-        self.pod.set_up(LOOPBACK_INDEX).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
+        pod.set_up(LOOPBACK_INDEX).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
         for r in reserved {
             let addr = IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("prefix from a valid subnet");
             let gw = r.range.gateway;
-            self.pod
+            pod
                 .add_address(index, addr, true)
                 .await
                 .map_err(|e| nl_err(format!("add {addr} to {} in netns {ns}", self.req.ifname), e))?;
-            self.pod
+            pod
                 .add_route(host_net(gw), None, index, true)
                 .await
                 .map_err(|e| nl_err(format!("add route to gateway {gw} in netns {ns}"), e))?;
             let default = default_route(gw);
-            self.pod
+            pod
                 .add_route(default, Some(gw), index, false)
                 .await
                 .map_err(|e| nl_err(format!("add default route via {gw} in netns {ns}"), e))?;
             for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && rt.dst != default) {
                 let via = route.gw.unwrap_or(gw);
-                self.pod
+                pod
                     .add_route(route.dst, Some(via), index, false)
                     .await
                     .map_err(|e| nl_err(format!("add route {} via {via} in netns {ns}", route.dst), e))?;
@@ -270,7 +285,7 @@ impl Wiring<'_> {
     }
 
     fn result(&self, record: &Record, macs: &Macs, reserved: &[Reserved], plan: &Plan) -> CniResult {
-        let sandbox = Some(self.pod_ns.path().display().to_string());
+        let sandbox = Some(self.netns.display().to_string());
         // A veth without an explicit MTU gets the Ethernet default.
         let mtu = Some(plan.mtu.unwrap_or(1500));
         let interfaces = vec![
