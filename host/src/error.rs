@@ -21,6 +21,7 @@ pub mod code {
     pub const HOOK: u32 = 104;
     pub const CHECK_FAILED: u32 = 105;
     pub const INTERNAL: u32 = 106;
+    pub const ADDRESS_UNAVAILABLE: u32 = 107;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,8 @@ impl Error {
             Error::Netlink(_) => code::NETLINK,
             Error::Ipam(I::Exhausted { .. }) => code::IPAM_EXHAUSTED,
             Error::Ipam(I::Duplicate { .. }) => code::IPAM_DUPLICATE,
-            Error::Ipam(I::Config(_)) | Error::Ipam(I::Unavailable(_)) => code::INVALID_CONFIG,
+            Error::Ipam(I::Config(_)) => code::INVALID_CONFIG,
+            Error::Ipam(I::Unavailable(_)) => code::ADDRESS_UNAVAILABLE,
             Error::Ipam(I::Io { .. }) => code::IO,
             Error::Firewall(_) => code::FIREWALL,
             Error::Hook(_) => code::HOOK,

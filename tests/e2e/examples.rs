@@ -107,3 +107,31 @@ fn every_example_passes_its_fixtures_through_the_test_helper() {
     }
     assert_eq!(ran, 5, "five example hooks, each with fixtures");
 }
+
+#[test]
+fn one_pods_accept_does_not_bypass_another_pods_ingress_rules() {
+    // Both hooks apply to both pods. a's egress-guard accepts DNS; b's ingress-allowlist admits only port 80.
+    // a -> b:53 must be dropped by b's rules whichever pod was added first.
+    let node = Node::new("10.95.0.0/24");
+    let (a, b) = (Ns::new("pa"), Ns::new("pb"));
+    let hooks = json!([
+        {"name": "egress-guard", "module": example("egress-guard"), "stages": ["post-add"]},
+        {"name": "ingress-allowlist", "module": example("ingress-allowlist"), "stages": ["post-add"], "config": {"ports": [80]}},
+    ]);
+    let mut conf = node.conf("1.0.0");
+    conf["hooks"] = hooks;
+    node.cni("ADD", &conf, "a", Some(&a.path()), "eth0").ok();
+    let ip_b = pod_ip(node.cni("ADD", &conf, "b", Some(&b.path()), "eth0").ok());
+    let listen = |port: u16| b.within(|| TcpListener::bind((ip_b.as_str(), port)).unwrap());
+    let (web, dns) = (listen(80), listen(53));
+    let connect = |l: &TcpListener| {
+        let addr = l.local_addr().unwrap();
+        a.within(|| TcpStream::connect_timeout(&addr, Duration::from_millis(700)).is_ok())
+    };
+    assert!(connect(&web), "port 80 is allowed into b");
+    assert!(!connect(&dns), "a's DNS accept must not let traffic past b's ingress drop");
+    for (id, pod) in [("a", &a), ("b", &b)] {
+        node.cni("DEL", &conf, id, Some(&pod.path()), "eth0").succeeded();
+    }
+    node.assert_clean();
+}

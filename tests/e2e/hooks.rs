@@ -275,3 +275,18 @@ fn hook_compile_fills_the_cache_ahead_of_time() {
     let entries: Vec<_> = std::fs::read_dir(dir.path().join("hook-cache")).unwrap().filter_map(|e| e.ok()).collect();
     assert!(entries.iter().any(|e| e.path().extension().is_some_and(|x| x == "cwasm")));
 }
+
+#[test]
+fn del_without_a_record_removes_hook_chains_by_name() {
+    let node = Node::new("10.94.0.0/24");
+    let pod = Ns::new("pod");
+    let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": 9});
+    let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
+    add(&node, &conf, &pod, "norec").ok();
+    for r in node.records() {
+        std::fs::remove_file(r).unwrap();
+    }
+    del(&node, &conf, &pod, "norec");
+    assert!(hook_chains(&node).is_empty(), "{:?}", hook_chains(&node));
+    node.assert_clean();
+}

@@ -54,6 +54,8 @@ fn second_add_of_the_same_attachment_fails_cleanly_and_keeps_the_first() {
     assert!(err["msg"].as_str().unwrap().contains("duplicate ADD"), "{err}");
     assert_eq!(node.reserved_ips().len(), 1);
     assert_eq!(node.host_veths().len(), 1);
+    assert_eq!(node.records().len(), 1, "the failed duplicate must not remove the first ADD's record");
+    assert_eq!(node.cni_chains().len(), 4, "the first ADD's masquerade chain stays: {:?}", node.cni_chains());
     assert!(pod.ping("10.66.0.1"), "the first attachment must survive the failed duplicate");
     node.del(&pod, "dup").succeeded();
     node.assert_clean();

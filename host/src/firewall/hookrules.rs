@@ -6,9 +6,12 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
+use super::masq::quote;
 use super::Family;
 
 pub const SHARED_CHAIN: &str = "WASMCNI-FORWARD";
+/// Where node-wide locks live (tmpfs: a lock never outlives a boot).
+pub const LOCK_DIR: &str = "/run/wasmcni";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
@@ -65,10 +68,6 @@ impl HookChain {
     }
 }
 
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// The filter-table input creating `chains` for the attachment whose node-side veth is `host_veth`.
 /// Rules whose peer is of the other family are left out; rules without a peer apply to every family.
 pub fn render(chains: &[HookChain], host_veth: &str, family: Family) -> String {
@@ -102,8 +101,10 @@ pub fn render(chains: &[HookChain], host_veth: &str, family: Family) -> String {
             if let Some(prefix) = &r.log_prefix {
                 out += &format!("-A {} {m} {comment} -j LOG --log-prefix {}\n", c.chain, quote(&format!("{prefix} ")));
             }
+            // accept = RETURN: it ends this hook's chain, but an ACCEPT would end FORWARD and skip every other
+            // chain, including the peer pod's ingress rules.
             let target = match r.action {
-                Action::Accept => "ACCEPT",
+                Action::Accept => "RETURN",
                 Action::Drop => "DROP",
                 Action::Reject => "REJECT",
             };
@@ -130,7 +131,8 @@ pub fn render_shared_setup() -> String {
 
 impl super::Iptables {
     /// Creates the shared chain if it is missing, under a lock so concurrent ADDs cannot both create it (a
-    /// second declaration would flush the first one's jumps).
+    /// second declaration would flush the first one's jumps). The chain is per node, not per network, so the
+    /// lock is too: `lock_dir` is a fixed node-wide directory (LOCK_DIR), whatever the netconf's stateDir.
     pub fn ensure_shared_chain(&self, family: Family, lock_dir: &std::path::Path) -> Result<(), super::Error> {
         let spawn = |source| super::Error::Spawn { tool: "firewall lock".into(), source };
         std::fs::create_dir_all(lock_dir).map_err(spawn)?;
@@ -190,7 +192,7 @@ mod tests {
                 "*filter\n:{ch} - [0:0]\n\
                  -A {ch} -i wcniabc -d 203.0.113.0/24 -p tcp --dport 8080 {cm} -j LOG --log-prefix \"guard \"\n\
                  -A {ch} -i wcniabc -d 203.0.113.0/24 -p tcp --dport 8080 {cm} -j DROP\n\
-                 -A {ch} -o wcniabc -p udp --dport 53:60 {cm} -j ACCEPT\n\
+                 -A {ch} -o wcniabc -p udp --dport 53:60 {cm} -j RETURN\n\
                  -A WASMCNI-FORWARD -i wcniabc {cm} -j {ch}\n-A WASMCNI-FORWARD -o wcniabc {cm} -j {ch}\nCOMMIT\n"
             )
         );

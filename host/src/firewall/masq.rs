@@ -31,19 +31,13 @@ pub struct Masquerade {
 }
 
 /// Quotes an argument for iptables-restore's tokenizer (double quotes, backslash escapes).
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 impl Masquerade {
     pub fn new(network: &str, container_id: &str, sources: Vec<(IpAddr, IpNet)>) -> Self {
         Masquerade { chain: chain_name(network, container_id), comment: comment(network, container_id), sources }
-    }
-
-    pub fn families(&self) -> Vec<Family> {
-        let mut f: Vec<Family> = self.sources.iter().map(|(ip, _)| Family::of(*ip)).collect();
-        f.dedup();
-        f
     }
 
     /// The `*nat` table input for iptables-restore --noflush: traffic to the pod's own subnet is left alone,
@@ -60,9 +54,25 @@ impl Masquerade {
         out + "COMMIT\n"
     }
 
-    /// Deletes, from an `iptables-save -t nat` dump, every rule that jumps to our chain plus the chain itself;
-    /// None when nothing of ours is there (DEL twice, or ADD failed before the firewall step).
+    /// Deletes, from an `iptables-save -t nat` dump, our POSTROUTING jumps and, once no jump is left, the
+    /// chain. The chain name (the reference scheme) ignores ifname, so another interface of the same
+    /// container on this network shares it: only the jumps for our own addresses go. Without known
+    /// addresses (DEL by name) every jump goes. None when nothing of ours is there.
     pub fn render_teardown(&self, saved_nat: &str) -> Option<String> {
+        if self.sources.is_empty() {
+            return render_chain_teardown("nat", &self.chain, saved_nat);
+        }
+        let jump = format!(" -j {}", self.chain);
+        let ours = |l: &str| self.sources.iter().any(|(ip, _)| l.contains(&format!(" -s {} ", crate::netaddr::host_net(*ip))));
+        let jumps: Vec<&str> = saved_nat.lines().filter(|l| l.starts_with("-A POSTROUTING ") && l.ends_with(&jump)).collect();
+        let (mine, others): (Vec<&str>, Vec<&str>) = jumps.into_iter().partition(|l| ours(l));
+        if !others.is_empty() {
+            if mine.is_empty() {
+                return None;
+            }
+            let deletes: String = mine.iter().map(|j| format!("-D{}\n", &j[2..])).collect();
+            return Some(format!("*nat\n{deletes}COMMIT\n"));
+        }
         render_chain_teardown("nat", &self.chain, saved_nat)
     }
 }
@@ -120,7 +130,6 @@ mod tests {
                  -A POSTROUTING -s 10.22.0.5 -m comment --comment \"name: \\\"net\\\" id: \\\"ctr\\\"\" -j {c}\nCOMMIT\n"
             )
         );
-        assert_eq!(m.families(), vec![Family::V4]);
     }
 
     #[test]
@@ -141,5 +150,17 @@ mod tests {
             )
         );
         assert!(m.render_teardown("*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").is_none());
+    }
+
+    #[test]
+    fn teardown_keeps_the_chain_another_interface_still_uses() {
+        let m = masq();
+        let c = &m.chain;
+        let saved = format!(
+            "*nat\n:{c} - [0:0]\n-A POSTROUTING -s 10.22.0.5/32 -m comment --comment x -j {c}\n\
+             -A POSTROUTING -s 10.22.0.9/32 -m comment --comment x -j {c}\nCOMMIT\n"
+        );
+        let out = m.render_teardown(&saved).unwrap();
+        assert_eq!(out, format!("*nat\n-D POSTROUTING -s 10.22.0.5/32 -m comment --comment x -j {c}\nCOMMIT\n"));
     }
 }

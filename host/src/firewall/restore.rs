@@ -43,16 +43,26 @@ impl Family {
 #[derive(Debug, Default, Clone)]
 pub struct Iptables;
 
-/// A running iptables-restore; `wait` for it (a dropped one is reaped only when the plugin exits).
+/// A running iptables-restore. Dropping it waits for it too, so an early return can never leave a restore
+/// committing behind an unwind that already ran.
 pub struct Pending {
     tool: String,
-    child: std::process::Child,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Pending {
-    pub fn wait(self) -> Result<(), Error> {
-        let tool = self.tool;
-        let out = self.child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+    pub fn wait(mut self) -> Result<(), Error> {
+        let tool = self.tool.clone();
+        let child = self.child.take().expect("waited once");
+        let out = child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
         if !out.status.success() {
             return Err(Error::Failed {
                 tool,
@@ -99,7 +109,7 @@ impl Iptables {
             .expect("stdin is piped")
             .write_all(input.as_bytes())
             .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        Ok(Pending { tool, child })
+        Ok(Pending { tool, child: Some(child) })
     }
 
     pub fn save(&self, family: Family, table: &str) -> Result<String, Error> {

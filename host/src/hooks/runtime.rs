@@ -24,8 +24,9 @@ pub use self::wasmcni::hook::types as wit;
 
 /// Epoch ticks are this long; a hook's timeout is rounded up to whole ticks.
 const TICK: Duration = Duration::from_millis(1);
-/// Captured hook stdout/stderr beyond this is dropped.
-const OUTPUT_CAP: usize = 64 * 1024;
+/// Captured hook stdout/stderr per call. A hook writing more gets a write error (a Rust hook then panics),
+/// so the cap is generous; the log keeps what was written.
+const OUTPUT_CAP: usize = 1 << 20;
 
 pub struct HostState {
     hook: String,
@@ -169,8 +170,13 @@ impl LoadedHook {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        // memory_size caps each linear memory (a component normally has one); the counts keep a hook from
+        // multiplying memories or instances to get around it.
         let limits = StoreLimitsBuilder::new()
             .memory_size((self.spec.memory_mb as usize) << 20)
+            .memories(16)
+            .tables(64)
+            .instances(512)
             .trap_on_grow_failure(true)
             .build();
         let state = HostState { hook: self.spec.name.clone(), wasi, table: ResourceTable::new(), limits };

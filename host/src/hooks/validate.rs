@@ -42,7 +42,6 @@ pub fn plan(p: wit::Plan, ipam: &IpamConfig) -> Result<Plan, String> {
         }
         requested_ips.push(addr);
     }
-    let subnets: Vec<IpNet> = ipam.ranges.iter().flatten().map(|r| r.subnet).collect();
     let mut routes = Vec::new();
     for (i, r) in p.routes.iter().enumerate() {
         let dst = cidr(&format!("routes[{i}].dst"), &r.dst)?;
@@ -53,8 +52,9 @@ pub fn plan(p: wit::Plan, ipam: &IpamConfig) -> Result<Plan, String> {
                 if gw.is_ipv4() != dst.addr().is_ipv4() {
                     return Err(format!("field {field}: {gw} is not of the same family as {dst}"));
                 }
-                if !subnets.iter().any(|s| s.contains(&gw)) {
-                    return Err(format!("field {field}: {gw} is not reachable on the pod's subnets"));
+                // The pod's address has no prefix route: only the gateway is on-link.
+                if !ipam.ranges.iter().flatten().any(|r| r.gateway == gw) {
+                    return Err(format!("field {field}: {gw} is not the pod's gateway (a routed pod reaches only its gateway)"));
                 }
                 Some(gw)
             }

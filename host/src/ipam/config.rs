@@ -92,6 +92,29 @@ impl IpamConfig {
             .map(|set| set.into_iter().map(Range::from_raw).collect::<Result<Vec<_>, _>>())
             .collect::<Result<_, _>>()?;
         check_overlaps(&ranges)?;
+        // One address per family: the pod gets one default route per family, via that set's gateway.
+        for (i, set) in ranges.iter().enumerate() {
+            let v4 = set[0].start.is_ipv4();
+            if set.iter().any(|r| r.start.is_ipv4() != v4) {
+                return Err(Error::Config(format!("range set {i} mixes IPv4 and IPv6 ranges")));
+            }
+            if ranges[..i].iter().any(|s| s[0].start.is_ipv4() == v4) {
+                return Err(Error::Config(format!(
+                    "range sets {} and {i} are both {}: use one range set per family (list several ranges inside it)",
+                    ranges[..i].iter().position(|s| s[0].start.is_ipv4() == v4).unwrap_or_default(),
+                    if v4 { "IPv4" } else { "IPv6" }
+                )));
+            }
+        }
+        // A routed pod reaches only its gateway on-link: a route's next hop must be that gateway (or absent).
+        let gateways: Vec<IpAddr> = ranges.iter().flatten().map(|r| r.gateway).collect();
+        for (i, r) in raw.routes.iter().enumerate() {
+            if let Some(gw) = r.gw {
+                if !gateways.contains(&gw) {
+                    return Err(Error::Config(format!("routes[{i}].gw {gw} is not a range gateway (a routed pod reaches only its gateway)")));
+                }
+            }
+        }
         Ok(IpamConfig {
             ranges,
             routes: raw.routes,
@@ -183,6 +206,8 @@ mod tests {
             json!({"subnet":"10.0.0.0/24","rangeEnd":"10.0.0.255"}),
             json!({"subnet":"10.0.0.0/24","gateway":"10.9.0.1"}),
             json!({"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"10.0.0.0/25"}]]}),
+            json!({"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"10.1.0.0/24"}]]}),
+            json!({"subnet":"10.0.0.0/24","routes":[{"dst":"192.168.0.0/16","gw":"10.0.0.9"}]}),
             json!({"subnet":"not-a-cidr"}),
         ] {
             assert!(IpamConfig::parse(&bad).is_err(), "{bad}");

@@ -49,10 +49,13 @@ pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Res
         Err(cause) => {
             log::warn!("ADD {} failed, unwinding {} steps: {cause}", req.container_id, record.undo.len());
             let mut undo_errors = rt.block_on(Undoer { node: &node, iptables: &iptables }.unwind(&record.undo));
-            // The record is written before the last wait; a failed ADD must not leave it behind.
-            let path = super::record::path(&req.conf.state_dir(), &req.conf.name, &req.container_id, &req.ifname);
-            if let Err(e) = Record::remove(&path) {
-                undo_errors.push(e.to_string());
+            // The record is written before the last wait; a failed ADD must not leave its own behind (and must
+            // not touch one a previous, successful ADD wrote: a failed duplicate ADD gets here too).
+            if record.written {
+                let path = super::record::path(&req.conf.state_dir(), &req.conf.name, &req.container_id, &req.ifname);
+                if let Err(e) = Record::remove(&path) {
+                    undo_errors.push(e.to_string());
+                }
             }
             if undo_errors.is_empty() {
                 Err(cause)
@@ -126,6 +129,7 @@ impl Wiring<'_> {
         let chains = self.hooks.post_add(req, &result)?;
         log::debug!("step: post-add hooks done");
         let mut families: Vec<Family> = reserved.iter().map(|r| Family::of(r.ip)).collect();
+        families.sort_by_key(|f| *f == Family::V6);
         families.dedup();
         let masq = req
             .conf
@@ -169,6 +173,7 @@ impl Wiring<'_> {
             }
             record.result = result.clone();
             record.write(&req.conf.state_dir())?;
+            record.written = true;
             log::debug!("step: record written");
             Ok(())
         });
@@ -178,7 +183,7 @@ impl Wiring<'_> {
             let outcome = match run.wait() {
                 Err(_) if !chains.is_empty() => self
                     .iptables
-                    .ensure_shared_chain(family, &req.conf.state_dir())
+                    .ensure_shared_chain(family, std::path::Path::new(hookrules::LOCK_DIR))
                     .and_then(|_| self.iptables.restore(family, &input)),
                 other => other,
             };

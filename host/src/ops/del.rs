@@ -6,7 +6,9 @@ use super::record::{self, Record};
 use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
+use crate::firewall::hookrules::HookChain;
 use crate::firewall::{Family, Iptables, Masquerade};
+use crate::hooks::manifest::Stage;
 use crate::hooks::Hooks;
 use crate::ipam::{IpamConfig, DEFAULT_DATA_DIR};
 use crate::netlink::Netlink;
@@ -58,8 +60,26 @@ fn fallback_steps(req: &Request) -> Vec<Undo> {
     if req.conf.ip_masq {
         steps.push(Undo::RemoveMasquerade {
             masq: Masquerade::new(&req.conf.name, &req.container_id, Vec::new()),
-            families: vec![Family::V4],
+            families: vec![Family::V4, Family::V6],
         });
+    }
+    // Hook chain names depend only on the attachment and the hook's name, so the manifest tells them.
+    if crate::hooks::configured(req) {
+        match crate::hooks::manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref()) {
+            Ok(specs) => {
+                let chains: Vec<String> = specs
+                    .iter()
+                    .filter(|s| s.runs_at(Stage::PostAdd))
+                    .map(|s| HookChain::new(&req.conf.name, &req.container_id, &req.ifname, &s.name, vec![]).chain)
+                    .collect();
+                if !chains.is_empty() {
+                    for family in [Family::V4, Family::V6] {
+                        steps.push(Undo::RemoveChains { family, table: "filter".into(), chains: chains.clone() });
+                    }
+                }
+            }
+            Err(e) => log::warn!("cannot read the hooks to clean their chains by name: {e}"),
+        }
     }
     steps
 }

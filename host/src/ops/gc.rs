@@ -20,6 +20,8 @@ pub fn run(req: &Request) -> Result<()> {
     let node = Netlink::connect(&rt)?;
     let undoer = Undoer { node: &node, iptables: &Iptables };
     let mut errors = Vec::new();
+    // Attachments whose cleanup failed keep their record and their addresses (released last, on retry).
+    let mut kept = valid.clone();
     for (path, rec) in Record::list(&state_dir, &req.conf.name) {
         if valid.contains(&(rec.container_id.clone(), rec.ifname.clone())) {
             continue;
@@ -30,6 +32,8 @@ pub fn run(req: &Request) -> Result<()> {
             if let Err(e) = Record::remove(&path) {
                 errors.push(e.to_string());
             }
+        } else {
+            kept.insert((rec.container_id.clone(), rec.ifname.clone()));
         }
         errors.extend(errs);
     }
@@ -38,8 +42,21 @@ pub fn run(req: &Request) -> Result<()> {
         if ipam.data_dir.join(&req.conf.name).exists() {
             match crate::ipam::Store::open(&ipam.data_dir, &req.conf.name) {
                 Ok(store) => {
-                    for (ip, id, ifname) in store.list().unwrap_or_default() {
-                        if !valid.contains(&(id.clone(), ifname.clone())) {
+                    let held = match store.list() {
+                        Ok(l) => l,
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            Vec::new()
+                        }
+                    };
+                    for (ip, id, ifname) in held {
+                        // Files of old host-local versions hold only the container id: match on it alone.
+                        let listed = if ifname.is_empty() {
+                            kept.iter().any(|(i, _)| *i == id)
+                        } else {
+                            kept.contains(&(id.clone(), ifname.clone()))
+                        };
+                        if !listed {
                             log::info!("gc: releasing leaked {ip} of {id}/{ifname}");
                             if let Err(e) = store.release(&id, &ifname) {
                                 errors.push(e.to_string());

@@ -25,6 +25,9 @@ pub struct Record {
     pub undo: Vec<Undo>,
     /// The result ADD returned, in the internal (1.1) form.
     pub result: CniResult,
+    /// Set by ADD once it wrote this record (not stored).
+    #[serde(skip)]
+    pub written: bool,
 }
 
 pub fn dir(state_dir: &Path, network: &str) -> PathBuf {
@@ -47,6 +50,7 @@ impl Record {
             host_veth,
             undo: Vec::new(),
             result: CniResult::default(),
+            written: false,
         }
     }
 

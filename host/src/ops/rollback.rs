@@ -47,7 +47,9 @@ impl Undoer<'_> {
                 errors.push((step.clone(), e));
             }
         }
-        errors.extend(fw.join().unwrap_or_else(|_| vec![]));
+        errors.extend(fw.join().unwrap_or_else(|_| {
+            vec![(Undo::DeleteHostLink { name: String::new() }, "the firewall teardown thread panicked".to_string())]
+        }));
         for step in release {
             if let Err(e) = self.undo(step).await {
                 errors.push((step.clone(), e));
@@ -87,10 +89,15 @@ impl Undoer<'_> {
 
     fn undo_firewall(iptables: &Iptables, step: &Undo) -> Result<(), String> {
         log::debug!("undo: {step:?}");
+        // Without the tools nothing can have been applied: there is nothing to remove.
+        let save = |family: Family, table: &str| match iptables.save(family, table) {
+            Err(firewall::Error::NotFound { .. }) => Ok(String::new()),
+            other => other.map_err(|e| e.to_string()),
+        };
         match step {
             Undo::RemoveMasquerade { masq, families } => {
                 for family in families {
-                    let saved = iptables.save(*family, "nat").map_err(|e| e.to_string())?;
+                    let saved = save(*family, "nat")?;
                     if let Some(input) = masq.render_teardown(&saved) {
                         iptables.restore(*family, &input).map_err(|e| e.to_string())?;
                     }
@@ -98,7 +105,7 @@ impl Undoer<'_> {
                 Ok(())
             }
             Undo::RemoveChains { family, table, chains } => {
-                let saved = iptables.save(*family, table).map_err(|e| e.to_string())?;
+                let saved = save(*family, table)?;
                 // One restore for all of the attachment's hook chains.
                 let input: String = chains.iter().filter_map(|c| firewall::masq_teardown(table, c, &saved)).collect();
                 if !input.is_empty() {
