@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark (not a test): wasmcni vs the reference bridge + host-local, interleaved in one run, each in a
 # node namespace of its own; then the in-process hook figures. Root; touches only its own namespaces.
+# `--hooks-only` runs just the in-process hook figures; other arguments go to the CNI benchmark
+# (--iterations N, --concurrency N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
 bash example-hooks/build.sh >/dev/null
-cargo bench --locked -q -p wasmcni --bench cni -- "$@"
+if [ "${1:-}" != "--hooks-only" ]; then
+    cargo bench --locked -q -p wasmcni --bench cni -- "$@"
+fi
 cargo bench --locked -q -p wasmcni --bench hooks
