@@ -81,6 +81,7 @@ impl Error {
             Error::Ipam(I::Config(_)) => code::INVALID_CONFIG,
             Error::Ipam(I::Unavailable(_)) => code::ADDRESS_UNAVAILABLE,
             Error::Ipam(I::Io { .. }) => code::IO,
+            Error::Ipam(I::Delegated { code, .. }) => *code,
             Error::Firewall(_) => code::FIREWALL,
             Error::Hook(_) => code::HOOK,
             Error::CheckFailed(_) => code::CHECK_FAILED,

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod delegated;
 mod connectivity;
 mod examples;
 mod failures;

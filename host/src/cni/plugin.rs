@@ -135,15 +135,4 @@ mod tests {
         let e = handle("BOGUS", &env(), b"{}", "wasmcni").stdout.unwrap();
         assert_eq!(e["code"], 4);
     }
-
-    #[test]
-    fn delegated_ipam_is_reported_as_unsupported() {
-        let mut env = env();
-        for (k, v) in [("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/proc/self/ns/net")] {
-            env.insert(k.into(), v.into());
-        }
-        let conf = br#"{"cniVersion":"1.0.0","name":"n","type":"wasmcni","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}"#;
-        let e = handle("ADD", &env, conf, "wasmcni").stdout.unwrap();
-        assert_eq!(e["code"], 2, "{e}");
-    }
 }

@@ -170,7 +170,7 @@ impl Fixture {
                     dns: dns(&p.nameservers),
                 };
                 let out = hook.pre_add(&att, &plan).map_err(fail)?;
-                let checked = validate::plan(out, &ipam).map_err(|e| fail(Failure::Invalid(e)))?;
+                let checked = validate::plan(out, Some(&ipam)).map_err(|e| fail(Failure::Invalid(e)))?;
                 // Absent values are left out rather than null: TOML, where expectations are written, has no null.
                 let routes: Vec<Value> = checked
                     .routes

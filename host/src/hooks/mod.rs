@@ -19,8 +19,9 @@ use runtime::{Failure, LoadedHook};
 
 pub trait Hooks: Send + Sync {
     /// pre-ADD: before IPAM; may change the addressing plan. Each hook's answer is validated against the
-    /// network's ranges before the next hook sees it.
-    fn pre_add(&self, req: &Request, plan: Plan, ipam: &IpamConfig) -> Result<Plan>;
+    /// network's ranges (None: a delegated IPAM whose config has no ranges we can read) before the next hook
+    /// sees it.
+    fn pre_add(&self, req: &Request, plan: Plan, ipam: Option<&IpamConfig>) -> Result<Plan>;
     /// post-ADD: after the pod is wired; returns validated rules per hook for the host to apply.
     fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<HookChain>>;
     /// DEL: a notification; it can never make DEL fail.
@@ -30,7 +31,7 @@ pub trait Hooks: Send + Sync {
 pub struct NoHooks;
 
 impl Hooks for NoHooks {
-    fn pre_add(&self, _req: &Request, plan: Plan, _ipam: &IpamConfig) -> Result<Plan> {
+    fn pre_add(&self, _req: &Request, plan: Plan, _ipam: Option<&IpamConfig>) -> Result<Plan> {
         Ok(plan)
     }
 
@@ -86,7 +87,7 @@ fn policy(hook: &LoadedHook, stage: &str, failure: Failure) -> Result<()> {
 }
 
 impl Hooks for WasmHooks {
-    fn pre_add(&self, req: &Request, mut plan: Plan, ipam: &IpamConfig) -> Result<Plan> {
+    fn pre_add(&self, req: &Request, mut plan: Plan, ipam: Option<&IpamConfig>) -> Result<Plan> {
         for h in self.at(Stage::PreAdd) {
             let att = convert::attachment(req, &h.spec);
             let answer = h

@@ -23,7 +23,13 @@ fn cidr(field: &str, s: &str) -> Result<IpNet, String> {
     s.trim().parse::<IpNet>().map(|n| n.trunc()).map_err(|_| format!("field {field}: {s:?} is not a CIDR"))
 }
 
-pub fn plan(p: wit::Plan, ipam: &IpamConfig) -> Result<Plan, String> {
+pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
+    if ipam.is_none() && !p.ips.is_empty() {
+        return Err("field ips: requesting addresses needs an IPAM config with subnet/ranges the host can read".into());
+    }
+    let no_ranges = IpamConfig { ranges: vec![], routes: vec![], data_dir: Default::default() };
+    let ipam = ipam.unwrap_or(&no_ranges);
+    let ranges_known = !ipam.ranges.is_empty();
     let mut requested_ips = Vec::new();
     for (i, s) in p.ips.iter().enumerate() {
         let field = format!("ips[{i}]");
@@ -53,7 +59,7 @@ pub fn plan(p: wit::Plan, ipam: &IpamConfig) -> Result<Plan, String> {
                     return Err(format!("field {field}: {gw} is not of the same family as {dst}"));
                 }
                 // The pod's address has no prefix route: only the gateway is on-link.
-                if !ipam.ranges.iter().flatten().any(|r| r.gateway == gw) {
+                if ranges_known && !ipam.ranges.iter().flatten().any(|r| r.gateway == gw) {
                     return Err(format!("field {field}: {gw} is not the pod's gateway (a routed pod reaches only its gateway)"));
                 }
                 Some(gw)
@@ -172,7 +178,7 @@ mod tests {
 
     #[test]
     fn plan_accepts_good_and_names_bad_fields() {
-        let p = plan(wplan(&["10.5.0.9"]), &ipam()).unwrap();
+        let p = plan(wplan(&["10.5.0.9"]), Some(&ipam())).unwrap();
         assert_eq!(p.requested_ips, vec!["10.5.0.9".parse::<IpAddr>().unwrap()]);
         for (ips, needle) in [
             (vec!["10.6.0.9"], "ips[0]: 10.6.0.9 is outside"),
@@ -180,18 +186,18 @@ mod tests {
             (vec!["nope"], "ips[0]"),
             (vec!["10.5.0.9", "10.5.0.10"], "ips[1]"),
         ] {
-            let err = plan(wplan(&ips), &ipam()).unwrap_err();
+            let err = plan(wplan(&ips), Some(&ipam())).unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
         let mut p = wplan(&[]);
         p.mtu = Some(20);
-        assert!(plan(p, &ipam()).unwrap_err().contains("field mtu"));
+        assert!(plan(p, Some(&ipam())).unwrap_err().contains("field mtu"));
         let mut p = wplan(&[]);
         p.routes = vec![wit::Route { dst: "192.168.0.0/16".into(), gw: Some("10.9.9.9".into()) }];
-        assert!(plan(p, &ipam()).unwrap_err().contains("routes[0].gw"));
+        assert!(plan(p, Some(&ipam())).unwrap_err().contains("routes[0].gw"));
         let mut p = wplan(&[]);
         p.mac = Some("01:00:00:00:00:01".into());
-        assert!(plan(p, &ipam()).unwrap_err().contains("multicast"));
+        assert!(plan(p, Some(&ipam())).unwrap_err().contains("multicast"));
     }
 
     fn wrule(protocol: wit::Protocol, ports: Option<(u16, u16)>, peer: Option<&str>) -> wit::Rule {

@@ -4,6 +4,7 @@
 
 mod allocator;
 mod config;
+pub mod delegate;
 mod store;
 
 pub use allocator::{allocate, Allocation};
@@ -25,6 +26,8 @@ pub enum Error {
     Unavailable(String),
     #[error("ipam store {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("IPAM plugin {plugin} failed: {msg}")]
+    Delegated { plugin: String, code: u32, msg: String },
 }
 
 /// The result of a reservation: one address per range set.

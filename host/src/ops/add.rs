@@ -14,6 +14,7 @@ use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::error::{Error, Result};
 use crate::firewall::{hookrules, Family, Iptables, Masquerade};
 use crate::hooks::Hooks;
+use crate::ipam::delegate::Invocation;
 use crate::ipam::{self, IpamConfig, Reserved};
 use crate::netaddr::host_net;
 use crate::netlink::{self, Netlink};
@@ -22,7 +23,7 @@ use crate::netns::NetNs;
 /// `hooks` yields the loaded hooks; it is called when pre-ADD needs them, so loading (engine start, cache
 /// maps) can run on another thread meanwhile.
 pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Result<CniResult> {
-    let ipam_cfg = builtin_ipam(req)?;
+    let ipam_cfg = ipam_mode(req)?;
     let netns_path = req.netns.as_deref().expect("ADD requires CNI_NETNS (checked when parsing)");
     // Only a cheap look now: the namespace is opened later, while iptables-restore runs.
     if !netns_path.exists() {
@@ -66,16 +67,69 @@ pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Res
     }
 }
 
-/// The IPAM config when it is the built-in one; delegating to an IPAM plugin is not built yet.
-pub fn builtin_ipam(req: &Request) -> Result<IpamConfig> {
+/// Where addresses come from: the built-in IPAM, or an IPAM plugin in CNI_PATH.
+pub enum IpamMode {
+    Builtin(IpamConfig),
+    /// `ranges` when the plugin's config has host-local's shape (subnet/ranges), for validating hook plans.
+    Plugin { invocation: Invocation, ranges: Option<IpamConfig> },
+}
+
+impl IpamMode {
+    pub fn ranges(&self) -> Option<&IpamConfig> {
+        match self {
+            IpamMode::Builtin(c) => Some(c),
+            IpamMode::Plugin { ranges, .. } => ranges.as_ref(),
+        }
+    }
+}
+
+pub fn ipam_mode(req: &Request) -> Result<IpamMode> {
     let raw = req.conf.ipam.as_ref().ok_or_else(|| Error::InvalidConfig("missing \"ipam\" section".into()))?;
     match req.conf.ipam_type() {
-        Some("builtin") => Ok(IpamConfig::parse(raw)?),
-        Some(other) => Err(Error::UnsupportedField(format!(
-            "ipam type {other:?}: delegating to IPAM plugins is not implemented yet; use \"builtin\""
-        ))),
-        None => Err(Error::InvalidConfig("ipam.type is missing (use \"builtin\")".into())),
+        Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::parse(raw)?)),
+        Some(plugin) => Ok(IpamMode::Plugin {
+            invocation: Invocation {
+                plugin: plugin.to_string(),
+                cni_path: req.cni_path.clone(),
+                container_id: req.container_id.clone(),
+                ifname: req.ifname.clone(),
+                netns: req.netns.clone(),
+                args: req.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"),
+                conf: req.raw_conf.clone(),
+            },
+            ranges: IpamConfig::parse(raw).ok(),
+        }),
+        None => Err(Error::InvalidConfig("ipam.type is missing (\"builtin\", or an IPAM plugin such as \"host-local\")".into())),
     }
+}
+
+/// The built-in IPAM's config (STATUS and GC look at its data dir).
+pub fn builtin_ipam(req: &Request) -> Result<IpamConfig> {
+    match ipam_mode(req)? {
+        IpamMode::Builtin(c) => Ok(c),
+        IpamMode::Plugin { invocation, .. } => Err(Error::UnsupportedField(format!("ipam type {:?} is a plugin", invocation.plugin))),
+    }
+}
+
+/// Turns an IPAM plugin's result into reservations: one address per entry, each needing a gateway.
+fn delegated_reservations(plugin: &str, result: &CniResult) -> Result<Vec<Reserved>> {
+    if result.ips.is_empty() {
+        return Err(Error::Ipam(ipam::Error::Unavailable(format!("IPAM plugin {plugin} returned no address"))));
+    }
+    result
+        .ips
+        .iter()
+        .map(|ip| {
+            let gateway = ip.gateway.ok_or_else(|| {
+                Error::Ipam(ipam::Error::Unavailable(format!(
+                    "IPAM plugin {plugin} returned {} without a gateway; a routed pod needs one (set ipam.gateway)",
+                    ip.address
+                )))
+            })?;
+            let addr = ip.address.addr();
+            Ok(Reserved { ip: addr, range: ipam::Range { subnet: ip.address.trunc(), start: addr, end: addr, gateway } })
+        })
+        .collect()
 }
 
 const LOOPBACK_INDEX: u32 = 1;
@@ -83,7 +137,7 @@ const LOOPBACK_INDEX: u32 = 1;
 struct Wiring<'a> {
     req: &'a Request,
     hooks: &'a dyn Hooks,
-    ipam: &'a IpamConfig,
+    ipam: &'a IpamMode,
     netns: &'a std::path::Path,
     /// Drives the netlink sockets. Hooks run outside it: WASI's sync bindings bring their own runtime.
     rt: &'a tokio::runtime::Runtime,
@@ -108,17 +162,48 @@ impl Wiring<'_> {
         let (id, ifname, network) = (&req.container_id, &req.ifname, &req.conf.name);
 
         // pre-ADD hooks see and may change the plan before anything is reserved.
-        let plan = Plan::from_request(req, &self.ipam.routes)?;
-        let plan = self.hooks.pre_add(req, plan, self.ipam)?;
+        let routes = self.ipam.ranges().map(|c| c.routes.clone()).unwrap_or_default();
+        let plan = Plan::from_request(req, &routes)?;
+        let mut plan = self.hooks.pre_add(req, plan, self.ipam.ranges())?;
         log::debug!("step: pre-add hooks done");
 
-        let reserved = ipam::reserve(self.ipam, network, id, ifname, &plan.requested_ips)?;
-        record.undo.push(Undo::ReleaseIps {
-            data_dir: self.ipam.data_dir.clone(),
-            network: network.clone(),
-            container_id: id.clone(),
-            ifname: ifname.clone(),
-        });
+        let reserved = match self.ipam {
+            IpamMode::Builtin(cfg) => {
+                let reserved = ipam::reserve(cfg, network, id, ifname, &plan.requested_ips)?;
+                record.undo.push(Undo::ReleaseIps {
+                    data_dir: cfg.data_dir.clone(),
+                    network: network.clone(),
+                    container_id: id.clone(),
+                    ifname: ifname.clone(),
+                });
+                reserved
+            }
+            IpamMode::Plugin { invocation, ranges } => {
+                let mut inv = invocation.clone();
+                if !plan.requested_ips.is_empty() {
+                    // The "ips" capability, as host-local reads it: addresses with their prefix length.
+                    let cfg = ranges.as_ref().expect("validated: requested ips need readable ranges");
+                    let ips: Vec<String> = plan
+                        .requested_ips
+                        .iter()
+                        .filter_map(|ip| cfg.ranges.iter().flatten().find(|r| r.contains(*ip)).map(|r| format!("{ip}/{}", r.subnet.prefix_len())))
+                        .collect();
+                    inv.conf["runtimeConfig"]["ips"] = serde_json::json!(ips);
+                }
+                // Pushed first: the plugin's DEL is idempotent, and an ADD that fails half-way must be undone.
+                record.undo.push(Undo::DelegatedIpam { invocation: inv.clone() });
+                let out = inv.exec("ADD")?.ok_or_else(|| {
+                    Error::Ipam(ipam::Error::Unavailable(format!("IPAM plugin {} printed no result", inv.plugin)))
+                })?;
+                let result = CniResult::from_json(&out)?;
+                let extra: Vec<_> = result.routes.iter().filter(|r| !plan.routes.iter().any(|p| p.dst == r.dst)).cloned().collect();
+                plan.routes.extend(extra);
+                if plan.dns.is_empty() {
+                    plan.dns = result.dns.clone();
+                }
+                delegated_reservations(&inv.plugin, &result)?
+            }
+        };
         log::info!("{id}/{ifname}: reserved {:?}", reserved.iter().map(|r| r.ip).collect::<Vec<_>>());
 
         // Every field of the result is decided here (we choose the MACs), so post-ADD hooks run now and their

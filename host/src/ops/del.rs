@@ -48,15 +48,16 @@ fn fallback_steps(req: &Request) -> Vec<Undo> {
         .and_then(|raw| IpamConfig::parse(raw).ok())
         .map(|c| c.data_dir)
         .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-    let mut steps = vec![
-        Undo::ReleaseIps {
+    let release = match super::add::ipam_mode(req) {
+        Ok(super::add::IpamMode::Plugin { invocation, .. }) => Undo::DelegatedIpam { invocation },
+        _ => Undo::ReleaseIps {
             data_dir,
             network: req.conf.name.clone(),
             container_id: req.container_id.clone(),
             ifname: req.ifname.clone(),
         },
-        Undo::DeleteHostLink { name: super::host_veth_name(&req.container_id, &req.ifname) },
-    ];
+    };
+    let mut steps = vec![release, Undo::DeleteHostLink { name: super::host_veth_name(&req.container_id, &req.ifname) }];
     if req.conf.ip_masq {
         steps.push(Undo::RemoveMasquerade {
             masq: Masquerade::new(&req.conf.name, &req.container_id, Vec::new()),

@@ -15,6 +15,8 @@ pub enum Undo {
     /// Deleting the node end of a veth pair deletes the pod end with it.
     DeleteHostLink { name: String },
     RemoveMasquerade { masq: Masquerade, families: Vec<Family> },
+    /// An IPAM plugin's reservation: undone by calling its DEL.
+    DelegatedIpam { invocation: crate::ipam::delegate::Invocation },
     /// Chains of hook rules in the filter table.
     RemoveChains { family: Family, table: String, chains: Vec<String> },
 }
@@ -36,6 +38,7 @@ impl Undoer<'_> {
         let is_firewall = |s: &&Undo| matches!(s, Undo::RemoveMasquerade { .. } | Undo::RemoveChains { .. });
         let (firewall, rest): (Vec<&Undo>, Vec<&Undo>) = steps.iter().rev().partition(is_firewall);
         let (links, release): (Vec<&Undo>, Vec<&Undo>) = rest.into_iter().partition(|s| matches!(s, Undo::DeleteHostLink { .. }));
+        // `release` holds ReleaseIps and DelegatedIpam: addresses go last.
         let mut errors = Vec::new();
         let iptables = self.iptables.clone();
         let fw = std::thread::spawn({
@@ -72,6 +75,7 @@ impl Undoer<'_> {
                     .map(|ips| log::debug!("released {ips:?}"))
                     .map_err(|e| e.to_string())
             }
+            Undo::DelegatedIpam { invocation } => invocation.exec("DEL").map(|_| ()).map_err(|e| e.to_string()),
             Undo::DeleteHostLink { name } => {
                 let gone = |e: &rtnetlink::Error| netlink::is_errno(e, nix::errno::Errno::ENODEV);
                 match self.node.link(name).await {

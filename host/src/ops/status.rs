@@ -13,8 +13,12 @@ pub fn run(req: &Request) -> Result<()> {
         tempfile_in(dir).map_err(|e| not_ready(format!("{} is not writable: {e}", dir.display())))
     };
     writable(&req.conf.state_dir())?;
-    let ipam = super::add::builtin_ipam(req)?;
-    writable(&ipam.data_dir)?;
+    match super::add::ipam_mode(req)? {
+        super::add::IpamMode::Builtin(ipam) => writable(&ipam.data_dir)?,
+        super::add::IpamMode::Plugin { invocation, .. } => {
+            invocation.find().map_err(|e| not_ready(e.to_string()))?;
+        }
+    }
     // A manifest that would fail ADD makes the plugin not ready; loading also fills the compile cache.
     crate::hooks::load(req).map_err(|e| not_ready(e.to_string()))?;
     if req.conf.ip_masq {
