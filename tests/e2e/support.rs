@@ -190,9 +190,14 @@ impl Node {
     }
 
     pub fn spawn_cni(&self, env: &HashMap<&str, String>, conf: &Value) -> Running {
+        self.spawn_plugin(BIN, env, conf)
+    }
+
+    /// Execs any CNI plugin binary inside the node namespace (the reference plugins, for chaining).
+    pub fn spawn_plugin(&self, binary: &str, env: &HashMap<&str, String>, conf: &Value) -> Running {
         let mut child = Command::new("nsenter")
             .arg(format!("--net={}", self.ns.path().display()))
-            .arg(BIN)
+            .arg(binary)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .envs(env)
@@ -243,6 +248,16 @@ impl Node {
             .filter(|l| l.contains("CNI-") && !l.contains("\"wasmcni hooks\"") && !l.starts_with(":WASMCNI-FORWARD "))
             .map(String::from)
             .collect()
+    }
+
+    /// Like assert_clean, but portmap's shared CNI-HOSTPORT-* chains (the reference plugin keeps them) are
+    /// allowed; its per-attachment CNI-DN-* chains are not.
+    pub fn assert_clean_except_shared_portmap_chains(&self) {
+        assert!(self.host_veths().is_empty(), "veths left: {:?}", self.host_veths());
+        assert!(self.reserved_ips().is_empty(), "IP files left: {:?}", self.reserved_ips());
+        assert!(self.records().is_empty(), "records left: {:?}", self.records());
+        let left: Vec<String> = self.cni_chains().into_iter().filter(|l| !l.contains("CNI-HOSTPORT-")).collect();
+        assert!(left.is_empty(), "iptables left: {left:?}");
     }
 
     /// Asserts that nothing of any attachment is left on the node.
