@@ -8,6 +8,7 @@ use super::result::CniResult;
 use super::version::{Version, SUPPORTED};
 use crate::cni::reply::ErrorReply;
 use crate::error::{Error, Result};
+use crate::hooks::manifest::Stage;
 use crate::ops;
 
 #[derive(Debug)]
@@ -56,7 +57,7 @@ fn dispatch(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Re
             let result: CniResult = if crate::hooks::configured(&req) {
                 // Load hooks (engine, cache) on a second core while ADD opens the namespaces.
                 std::thread::scope(|s| {
-                    let loading = s.spawn(|| crate::hooks::load(&req));
+                    let loading = s.spawn(|| crate::hooks::load(&req, &[Stage::PreAdd, Stage::PostAdd]));
                     ops::add::run(&req, || loading.join().unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p)))))
                 })?
             } else {
@@ -66,7 +67,7 @@ fn dispatch(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Re
         }
         Command::Del => {
             // Hooks only get told about DEL; a hook that cannot even load must not keep the pod's resources.
-            let hooks = crate::hooks::load(&req).unwrap_or_else(|e| {
+            let hooks = crate::hooks::load(&req, &[Stage::Del]).unwrap_or_else(|e| {
                 log::warn!("hooks not loaded for DEL (cleanup goes on without them): {e}");
                 Box::new(crate::hooks::NoHooks)
             });

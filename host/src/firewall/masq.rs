@@ -77,6 +77,17 @@ impl Masquerade {
     }
 }
 
+/// The `*table ... COMMIT` part of a full `iptables-save` dump (empty when the table is absent), so one
+/// save serves the teardown of every table.
+pub fn table_section<'a>(saved: &'a str, table: &str) -> &'a str {
+    let header = format!("*{table}");
+    let Some(start) = saved.lines().position(|l| l == header) else { return "" };
+    let offset: usize = saved.lines().take(start).map(|l| l.len() + 1).sum();
+    let rest = &saved[offset..];
+    let end = rest.find("\nCOMMIT").map(|i| i + "\nCOMMIT".len()).unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// Removal of `chain` from `table` given that table's current iptables-save dump. Deleting the jumps by their
 /// exact saved text works whatever their match options are (also rules written by older versions).
 pub fn render_chain_teardown(table: &str, chain: &str, saved: &str) -> Option<String> {
@@ -150,6 +161,14 @@ mod tests {
             )
         );
         assert!(m.render_teardown("*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").is_none());
+    }
+
+    #[test]
+    fn table_sections_of_a_full_dump() {
+        let dump = "# Generated\n*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT\n# c\n*nat\n:CNI-a - [0:0]\nCOMMIT\n";
+        assert_eq!(table_section(dump, "filter"), "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT");
+        assert_eq!(table_section(dump, "nat"), "*nat\n:CNI-a - [0:0]\nCOMMIT");
+        assert_eq!(table_section(dump, "mangle"), "");
     }
 
     #[test]

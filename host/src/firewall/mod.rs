@@ -5,7 +5,7 @@ pub mod hookrules;
 mod masq;
 mod restore;
 
-pub use masq::{chain_name, comment, render_chain_teardown as masq_teardown, Masquerade};
+pub use masq::{chain_name, comment, render_chain_teardown, table_section, Masquerade};
 pub use restore::{Family, Iptables};
 
 #[derive(Debug, thiserror::Error)]

@@ -112,10 +112,11 @@ impl Iptables {
         Ok(Pending { tool, child: Some(child) })
     }
 
-    pub fn save(&self, family: Family, table: &str) -> Result<String, Error> {
+    /// `iptables-save -t TABLE`, or every table with `None`.
+    pub fn save(&self, family: Family, table: Option<&str>) -> Result<String, Error> {
         let tool = format!("{}-save", family.prefix());
         let out = Command::new(find_tool(&tool)?)
-            .args(["-t", table])
+            .args(table.map(|t| vec!["-t", t]).unwrap_or_default())
             .stdin(Stdio::null())
             .output()
             .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
@@ -131,6 +132,6 @@ impl Iptables {
 
     /// Whether the tools are installed and usable here (for STATUS).
     pub fn probe(&self, family: Family) -> Result<(), Error> {
-        self.save(family, "nat").map(|_| ())
+        self.save(family, Some("nat")).map(|_| ())
     }
 }

@@ -51,8 +51,11 @@ pub fn configured(req: &Request) -> bool {
 }
 
 /// The hooks a request's netconf asks for, loaded (compiled once, then from the cache) and ready to call.
-pub fn load(req: &Request) -> Result<Box<dyn Hooks>> {
-    let specs = manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref())?;
+/// Only hooks that run at one of `stages` are loaded: a DEL does not start the engine for hooks without a
+/// `del` stage. The whole manifest is still validated.
+pub fn load(req: &Request, stages: &[Stage]) -> Result<Box<dyn Hooks>> {
+    let mut specs = manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref())?;
+    specs.retain(|s| stages.iter().any(|st| s.runs_at(*st)));
     if specs.is_empty() {
         return Ok(Box::new(NoHooks));
     }

@@ -392,7 +392,15 @@ impl Wiring<'_> {
             .collect();
         let mut routes: Vec<Route> =
             reserved.iter().map(|r| Route::new(default_route(r.range.gateway), Some(r.range.gateway))).collect();
-        routes.extend(plan.routes.iter().filter(|r| !routes.iter().any(|d| d.dst == r.dst)).cloned().collect::<Vec<_>>());
+        // Only what configure_pod installs: routes of a family the pod has an address in.
+        let extra: Vec<Route> = plan
+            .routes
+            .iter()
+            .filter(|r| reserved.iter().any(|a| a.ip.is_ipv4() == r.dst.addr().is_ipv4()))
+            .filter(|r| !routes.iter().any(|d| d.dst == r.dst))
+            .cloned()
+            .collect();
+        routes.extend(extra);
         CniResult { interfaces, ips, routes, dns: plan.dns.clone() }
     }
 }

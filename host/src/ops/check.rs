@@ -59,14 +59,14 @@ pub fn run(req: &Request) -> Result<()> {
         match step {
             Undo::RemoveMasquerade { masq, families } => {
                 for family in families {
-                    let saved = Iptables.save(*family, "nat").map_err(Error::Firewall)?;
+                    let saved = Iptables.save(*family, Some("nat")).map_err(Error::Firewall)?;
                     if !saved.lines().any(|l| l.starts_with(&format!(":{} ", masq.chain))) {
                         missing.push(format!("masquerade chain {} is missing", masq.chain));
                     }
                 }
             }
             Undo::RemoveChains { family, table, chains } => {
-                let saved = Iptables.save(*family, table).map_err(Error::Firewall)?;
+                let saved = Iptables.save(*family, Some(table)).map_err(Error::Firewall)?;
                 for chain in chains.iter().filter(|c| !saved.lines().any(|l| l.starts_with(&format!(":{c} ")))) {
                     missing.push(format!("hook rule chain {chain} is missing"));
                 }

@@ -10,7 +10,8 @@ use crate::firewall::hookrules::HookChain;
 use crate::firewall::{Family, Iptables, Masquerade};
 use crate::hooks::manifest::Stage;
 use crate::hooks::Hooks;
-use crate::ipam::{IpamConfig, DEFAULT_DATA_DIR};
+use super::add::IpamMode;
+use crate::ipam::DEFAULT_DATA_DIR;
 use crate::netlink::Netlink;
 
 pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<()> {
@@ -41,21 +42,17 @@ pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<()> {
 
 /// What ADD would have recorded, found by deterministic names.
 fn fallback_steps(req: &Request) -> Vec<Undo> {
-    let data_dir = req
-        .conf
-        .ipam
-        .as_ref()
-        .and_then(|raw| IpamConfig::parse(raw).ok())
-        .map(|c| c.data_dir)
-        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    let release_builtin = |data_dir| Undo::ReleaseIps {
+        data_dir,
+        network: req.conf.name.clone(),
+        container_id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+    };
     let release = match super::add::ipam_mode(req) {
-        Ok(super::add::IpamMode::Plugin { invocation, .. }) => Undo::DelegatedIpam { invocation },
-        _ => Undo::ReleaseIps {
-            data_dir,
-            network: req.conf.name.clone(),
-            container_id: req.container_id.clone(),
-            ifname: req.ifname.clone(),
-        },
+        Ok(IpamMode::Plugin { invocation, .. }) => Undo::DelegatedIpam { invocation },
+        Ok(IpamMode::Builtin(cfg)) => release_builtin(cfg.data_dir),
+        // An unreadable ipam section must not stop the cleanup: try host-local's default place.
+        Err(_) => release_builtin(DEFAULT_DATA_DIR.into()),
     };
     let mut steps = vec![release, Undo::DeleteHostLink { name: super::host_veth_name(&req.container_id, &req.ifname) }];
     if req.conf.ip_masq {

@@ -39,32 +39,23 @@ impl Undoer<'_> {
         let (firewall, rest): (Vec<&Undo>, Vec<&Undo>) = steps.iter().rev().partition(is_firewall);
         let (links, release): (Vec<&Undo>, Vec<&Undo>) = rest.into_iter().partition(|s| matches!(s, Undo::DeleteHostLink { .. }));
         // `release` holds ReleaseIps and DelegatedIpam: addresses go last.
-        let mut errors = Vec::new();
         let iptables = self.iptables.clone();
-        let fw = std::thread::spawn({
-            let firewall: Vec<Undo> = firewall.into_iter().cloned().collect();
-            move || firewall.iter().filter_map(|s| Self::undo_firewall(&iptables, s).err().map(|e| (s.clone(), e))).collect::<Vec<_>>()
+        let firewall: Vec<Undo> = firewall.into_iter().cloned().collect();
+        let fw = std::thread::spawn(move || {
+            [Family::V4, Family::V6].into_iter().filter_map(|family| Self::undo_firewall(&iptables, family, &firewall).err()).collect()
         });
+        let mut errors = Vec::new();
         for step in links {
-            if let Err(e) = self.undo(step).await {
-                errors.push((step.clone(), e));
-            }
+            errors.extend(self.undo(step).await.err());
         }
-        errors.extend(fw.join().unwrap_or_else(|_| {
-            vec![(Undo::DeleteHostLink { name: String::new() }, "the firewall teardown thread panicked".to_string())]
-        }));
+        errors.extend(fw.join().unwrap_or_else(|_| vec!["the firewall teardown thread panicked".to_string()]));
         for step in release {
-            if let Err(e) = self.undo(step).await {
-                errors.push((step.clone(), e));
-            }
+            errors.extend(self.undo(step).await.err());
+        }
+        for e in &errors {
+            log::warn!("undo failed: {e}");
         }
         errors
-            .into_iter()
-            .map(|(step, e)| {
-                log::warn!("undo {step:?} failed: {e}");
-                e
-            })
-            .collect()
     }
 
     async fn undo(&self, step: &Undo) -> Result<(), String> {
@@ -87,37 +78,47 @@ impl Undoer<'_> {
                     Err(e) => Err(netlink::describe(&format!("look up link {name}"), &e)),
                 }
             }
-            Undo::RemoveMasquerade { .. } | Undo::RemoveChains { .. } => Self::undo_firewall(self.iptables, step),
+            // Firewall steps are undone together, one save and one restore per family (undo_firewall).
+            Undo::RemoveMasquerade { .. } | Undo::RemoveChains { .. } => Ok(()),
         }
+        .map_err(|e| format!("{step:?}: {e}"))
     }
 
-    fn undo_firewall(iptables: &Iptables, step: &Undo) -> Result<(), String> {
-        log::debug!("undo: {step:?}");
-        // Without the tools nothing can have been applied: there is nothing to remove.
-        let save = |family: Family, table: &str| match iptables.save(family, table) {
-            Err(firewall::Error::NotFound { .. }) => Ok(String::new()),
-            other => other.map_err(|e| e.to_string()),
-        };
-        match step {
-            Undo::RemoveMasquerade { masq, families } => {
-                for family in families {
-                    let saved = save(*family, "nat")?;
-                    if let Some(input) = masq.render_teardown(&saved) {
-                        iptables.restore(*family, &input).map_err(|e| e.to_string())?;
-                    }
-                }
-                Ok(())
-            }
-            Undo::RemoveChains { family, table, chains } => {
-                let saved = save(*family, table)?;
-                // One restore for all of the attachment's hook chains.
-                let input: String = chains.iter().filter_map(|c| firewall::masq_teardown(table, c, &saved)).collect();
-                if !input.is_empty() {
-                    iptables.restore(*family, &input).map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
+    /// Removes every rule of `steps` for one family with one `iptables-save` and one `iptables-restore`,
+    /// whatever the number of chains and tables.
+    fn undo_firewall(iptables: &Iptables, family: Family, steps: &[Undo]) -> Result<(), String> {
+        let wanted = |f: &Family| *f == family;
+        let mine: Vec<&Undo> = steps
+            .iter()
+            .filter(|s| match s {
+                Undo::RemoveMasquerade { families, .. } => families.iter().any(wanted),
+                Undo::RemoveChains { family: f, .. } => wanted(f),
+                _ => false,
+            })
+            .collect();
+        if mine.is_empty() {
+            return Ok(());
         }
+        log::debug!("undo ({family:?}): {mine:?}");
+        let saved = match iptables.save(family, None) {
+            // Without the tools nothing can have been applied: there is nothing to remove.
+            Err(firewall::Error::NotFound { .. }) => return Ok(()),
+            other => other.map_err(|e| e.to_string())?,
+        };
+        let input: String = mine
+            .iter()
+            .flat_map(|s| match s {
+                Undo::RemoveMasquerade { masq, .. } => masq.render_teardown(firewall::table_section(&saved, "nat")).into_iter().collect::<Vec<_>>(),
+                Undo::RemoveChains { table, chains, .. } => chains
+                    .iter()
+                    .filter_map(|c| firewall::render_chain_teardown(table, c, firewall::table_section(&saved, table)))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        if input.is_empty() {
+            return Ok(());
+        }
+        iptables.restore(family, &input).map_err(|e| e.to_string())
     }
 }

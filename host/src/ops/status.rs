@@ -5,6 +5,7 @@ use std::fs;
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
 use crate::firewall::{Family, Iptables};
+use crate::hooks::manifest::Stage;
 
 pub fn run(req: &Request) -> Result<()> {
     let not_ready = |what: String| Error::NotAvailable(format!("not ready: {what}"));
@@ -20,7 +21,7 @@ pub fn run(req: &Request) -> Result<()> {
         }
     }
     // A manifest that would fail ADD makes the plugin not ready; loading also fills the compile cache.
-    crate::hooks::load(req).map_err(|e| not_ready(e.to_string()))?;
+    crate::hooks::load(req, &[Stage::PreAdd, Stage::PostAdd, Stage::Del]).map_err(|e| not_ready(e.to_string()))?;
     if req.conf.ip_masq {
         Iptables.probe(Family::V4).map_err(|e| not_ready(format!("iptables is not usable: {e}")))?;
     }
