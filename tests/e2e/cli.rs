@@ -48,6 +48,15 @@ fn exec_with_a_conflist_and_the_classic_positional_form() {
     assert_eq!(code, 0, "{out}{err}");
     node.assert_clean();
 
+    let (code, out, err) = cli(&node, &["exec", "add", "--netns", &netns, "--args", "IP=10.76.0.50", "--config", file.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10.76.0.50/24"), "--args reaches the plugin as CNI_ARGS: {out}");
+    let (code, _, err) = cli(&node, &["exec", "del", "--netns", &netns, "--config", file.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = cli(&node, &["exec", "version"], "{\"cniVersion\": \"0.4.0\"}");
+    assert_eq!(code, 0);
+    assert!(out.contains("\"supportedVersions\"") && out.contains("\"cniVersion\": \"0.4.0\""), "{out}");
+
     let (code, out, err) = cli(&node, &["ADD", &netns], &conf_text);
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = cli(&node, &["DEL", &netns], &conf_text);

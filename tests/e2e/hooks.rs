@@ -290,3 +290,26 @@ fn del_without_a_record_removes_hook_chains_by_name() {
     assert!(hook_chains(&node).is_empty(), "{:?}", hook_chains(&node));
     node.assert_clean();
 }
+
+#[test]
+fn one_restore_per_add_and_per_del_and_del_loads_only_del_hooks() {
+    // The speed design of ADD (no process per rule) and DEL (one save, one restore for all tables), shown
+    // by what the plugin logs at debug level: every iptables-restore it runs is logged with its input.
+    let node = Node::new("10.79.0.0/24");
+    let (warm, pod) = (Ns::new("warm"), Ns::new("pod"));
+    let cfg = |port: u16| json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": port});
+    let mut conf = conf_with(&node, vec![hook("guard-a", &["post-add"], cfg(25)), hook("guard-b", &["post-add"], cfg(465))]);
+    add(&node, &conf, &warm, "warm").ok(); // creates the node's shared chain
+    let log = node.dir.path().join("measured.log");
+    conf["logFile"] = json!(log);
+    let restores = || std::fs::read_to_string(&log).unwrap().matches("iptables-restore --noflush <<EOF").count();
+    add(&node, &conf, &pod, "measured").ok();
+    assert_eq!(restores(), 1, "masquerade and two hooks' chains must go in one iptables-restore");
+    let before_del = std::fs::read_to_string(&log).unwrap().len();
+    del(&node, &conf, &pod, "measured");
+    assert_eq!(restores(), 2, "DEL removes every rule of the attachment with one iptables-restore");
+    let del_log = std::fs::read_to_string(&log).unwrap()[before_del..].to_string();
+    assert!(!del_log.contains("hooks loaded"), "no hook has a del stage: DEL must not load any\n{del_log}");
+    del(&node, &conf, &warm, "warm");
+    node.assert_clean();
+}

@@ -146,3 +146,13 @@ fn runtime_config_ips_and_mac_are_honoured() {
     assert!(err["msg"].as_str().unwrap().contains("is the gateway"), "{err}");
     node.assert_clean();
 }
+
+#[test]
+fn del_after_the_interface_was_removed_by_hand() {
+    let node = Node::new("10.78.0.0/24");
+    let pod = Ns::new("pod");
+    let res = node.add(&pod, "handgone").ok().clone();
+    node.ns.ip(&["link", "del", res["interfaces"][0]["name"].as_str().unwrap()]);
+    node.del(&pod, "handgone").succeeded();
+    node.assert_clean();
+}
