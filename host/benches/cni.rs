@@ -212,6 +212,7 @@ fn main() {
         row("DEL p99", pct(&del[0], 99), pct(&del[2], 99), 0.5),
         row("ADD with 3 cached hooks, median", pct(&add[1], 50), pct(&add[2], 50), 0.35),
         row("ADD with 3 cached hooks, p99", pct(&add[1], 99), pct(&add[2], 99), 0.35),
+        row("DEL with 3 hooks' rules, median", pct(&del[1], 50), pct(&del[2], 50), 0.5),
         row(&format!("{concurrency} concurrent ADDs, total wall"), conc[0].0, conc[1].0, 0.3),
         row(&format!("{concurrency} concurrent ADDs, per-op p50"), conc[0].1, conc[1].1, 1.0),
         row(&format!("{concurrency} concurrent ADDs, per-op p99"), conc[0].2, conc[1].2, 1.0),
