@@ -14,3 +14,16 @@ pub fn enable_forwarding(ip: IpAddr) -> Result<(), Error> {
     }
     fs::write(path, "1").map_err(|e| Error::io(format!("cannot enable forwarding ({path})"), e))
 }
+
+/// Turns off IPv6 duplicate address detection on `ifname` inside `ns`, before it comes up: its link-local
+/// address would otherwise stay tentative for a second or two (our own addresses are added with NODAD).
+/// `ns` None is the plugin's own namespace (the node).
+pub fn disable_dad(ns: Option<&crate::netns::NetNs>, ifname: &str) -> Result<(), Error> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/accept_dad");
+    let written = match ns {
+        Some(ns) => ns.run(|| fs::write(&path, "0")).and_then(|r| r),
+        None => fs::write(&path, "0"),
+    };
+    let where_ = ns.map(|n| format!(" in netns {}", n.path().display())).unwrap_or_default();
+    written.map_err(|e| Error::io(format!("cannot turn off DAD ({path}{where_})"), e))
+}

@@ -6,6 +6,7 @@ mod support;
 mod chaining;
 mod cli;
 mod delegated;
+mod dualstack;
 mod connectivity;
 mod examples;
 mod failures;

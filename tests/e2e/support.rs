@@ -17,6 +17,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wasmcni");
 pub const UPSTREAM_IP: &str = "203.0.113.10";
 /// The node's address on the upstream link: what upstream sees when masquerade works.
 pub const NODE_UPLINK_IP: &str = "192.0.2.1";
+/// The same two for IPv6 (documentation prefixes).
+pub const UPSTREAM_IP6: &str = "2001:db8:aa::10";
+pub const NODE_UPLINK_IP6: &str = "2001:db8:ff::1";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -79,8 +82,16 @@ impl Ns {
     }
 
     pub fn iptables_save(&self) -> String {
-        let out = self.exec(&["iptables-save"]);
-        assert!(out.status.success(), "iptables-save: {}", String::from_utf8_lossy(&out.stderr));
+        self.save_with("iptables-save")
+    }
+
+    pub fn ip6tables_save(&self) -> String {
+        self.save_with("ip6tables-save")
+    }
+
+    fn save_with(&self, tool: &str) -> String {
+        let out = self.exec(&[tool]);
+        assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -149,6 +160,11 @@ impl Node {
         upstream.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
         upstream.ip(&["link", "set", "eth0", "up"]);
         upstream.ip(&["addr", "add", &format!("{UPSTREAM_IP}/32"), "dev", "lo"]);
+        // The same over IPv6 (nodad: usable at once).
+        ns.ip(&["addr", "add", &format!("{NODE_UPLINK_IP6}/64"), "dev", "uplink", "nodad"]);
+        ns.ip(&["-6", "route", "add", "default", "via", "2001:db8:ff::2"]);
+        upstream.ip(&["addr", "add", "2001:db8:ff::2/64", "dev", "eth0", "nodad"]);
+        upstream.ip(&["addr", "add", &format!("{UPSTREAM_IP6}/128"), "dev", "lo"]);
         // Upstream has no route back to the pod subnet: replies reach pods only through masquerade.
         Node { ns, upstream, dir: tempfile::tempdir().expect("tempdir"), network: "testnet".into(), subnet: subnet.into() }
     }
@@ -242,8 +258,7 @@ impl Node {
     /// Rules and chains of attachments. The shared WASMCNI-FORWARD chain and its FORWARD jump (comment
     /// "wasmcni hooks") belong to the node, not to an attachment, and stay.
     pub fn cni_chains(&self) -> Vec<String> {
-        self.ns
-            .iptables_save()
+        (self.ns.iptables_save() + &self.ns.ip6tables_save())
             .lines()
             .filter(|l| l.contains("CNI-") && !l.contains("\"wasmcni hooks\"") && !l.starts_with(":WASMCNI-FORWARD "))
             .map(String::from)
@@ -270,7 +285,13 @@ impl Node {
 
     /// Accepts one TCP connection on upstream and returns the peer address it saw.
     pub fn upstream_sees(&self, from: &Ns) -> SocketAddr {
-        let listener = self.upstream.within(|| TcpListener::bind((UPSTREAM_IP, 0)).expect("bind upstream"));
+        self.upstream_sees_at(from, UPSTREAM_IP)
+    }
+
+    /// The same, to one of upstream's addresses (either family).
+    pub fn upstream_sees_at(&self, from: &Ns, upstream_ip: &str) -> SocketAddr {
+        let ip: std::net::IpAddr = upstream_ip.parse().expect("an IP address");
+        let listener = self.upstream.within(|| TcpListener::bind((ip, 0)).expect("bind upstream"));
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, peer) = listener.accept().expect("accept");
@@ -279,7 +300,7 @@ impl Node {
             peer
         });
         from.within(|| {
-            let addr: SocketAddr = format!("{UPSTREAM_IP}:{port}").parse().unwrap();
+            let addr = SocketAddr::new(ip, port);
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("pod connects upstream");
             s.write_all(b"hello").unwrap();
         });

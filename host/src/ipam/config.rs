@@ -70,6 +70,19 @@ struct RawIpam {
 }
 
 impl IpamConfig {
+    /// The `ipRanges` capability (runtimeConfig.ipRanges), as host-local reads it: when the runtime sends a
+    /// non-empty list, it replaces the configured ranges (and the flat subnet form).
+    pub fn with_ip_ranges(raw: &Value, ip_ranges: Option<&Value>) -> Value {
+        let mut raw = raw.clone();
+        if let (Some(obj), Some(ranges)) = (raw.as_object_mut(), ip_ranges.filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))) {
+            for key in ["subnet", "rangeStart", "rangeEnd", "gateway"] {
+                obj.remove(key);
+            }
+            obj.insert("ranges".into(), ranges.clone());
+        }
+        raw
+    }
+
     pub fn parse(v: &Value) -> Result<Self, Error> {
         let raw: RawIpam = serde_json::from_value(v.clone()).map_err(|e| Error::Config(e.to_string()))?;
         let mut sets = raw.ranges;
@@ -193,6 +206,19 @@ mod tests {
         assert_eq!(r.gateway.to_string(), "10.1.0.254");
         assert_eq!(c.routes[0].dst.to_string(), "192.168.0.0/16");
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn ip_ranges_capability_replaces_the_configured_ranges() {
+        let raw = json!({"type":"builtin","subnet":"10.22.0.0/24","gateway":"10.22.0.9"});
+        let over = json!([[{"subnet":"10.23.0.0/24","rangeStart":"10.23.0.50"}]]);
+        let c = IpamConfig::parse(&IpamConfig::with_ip_ranges(&raw, Some(&over))).unwrap();
+        assert_eq!(c.ranges.len(), 1);
+        assert_eq!((c.ranges[0][0].subnet.to_string(), c.ranges[0][0].start.to_string()), ("10.23.0.0/24".into(), "10.23.0.50".into()));
+        assert_eq!(c.ranges[0][0].gateway.to_string(), "10.23.0.1");
+        // An empty list (a runtime that has the capability but no ranges to give) keeps the config's.
+        let same = IpamConfig::parse(&IpamConfig::with_ip_ranges(&raw, Some(&json!([])))).unwrap();
+        assert_eq!(same.ranges[0][0].gateway.to_string(), "10.22.0.9");
     }
 
     #[test]

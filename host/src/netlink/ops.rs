@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
 use rtnetlink::{Error as RtError, Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use tokio::runtime::Runtime;
 
@@ -44,6 +44,13 @@ impl LinkInfo {
         }
         info
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteInfo {
+    pub dst: IpNet,
+    pub gw: Option<IpAddr>,
+    pub oif: Option<u32>,
 }
 
 pub struct Netlink {
@@ -95,7 +102,7 @@ impl Netlink {
     }
 
     /// Creates the pair in one request with the peer born inside the pod namespace (no move, no rename
-    /// race) and the node end up. The peer cannot be brought up in the same request: the kernel configures
+    /// race) and the node end up if `up`. The peer cannot be brought up in the same request: the kernel configures
     /// it before the pair is linked and veth_open fails with ENOTCONN.
     pub async fn create_veth(
         &self,
@@ -105,6 +112,7 @@ impl Netlink {
         mtu: Option<u32>,
         host_mac: [u8; 6],
         peer_mac: [u8; 6],
+        up: bool,
     ) -> Result<(), RtError> {
         let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer.to_string())
@@ -112,8 +120,10 @@ impl Netlink {
             .address(peer_mac.to_vec());
         let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())
-            .address(host_mac.to_vec())
-            .up();
+            .address(host_mac.to_vec());
+        if up {
+            msg = msg.up();
+        }
         if let Some(mtu) = mtu {
             peer_msg = peer_msg.mtu(mtu);
             msg = msg.mtu(mtu);
@@ -131,13 +141,39 @@ impl Netlink {
     }
 
     /// Adds `addr` (address + prefix length). `no_prefix_route` keeps the kernel from adding a subnet route,
-    /// which a routed (ptp) pod must not have: everything goes via the gateway.
+    /// which a routed (ptp) pod must not have: everything goes via the gateway. IPv6 addresses skip duplicate
+    /// address detection: IPAM already made them unique, and a tentative address cannot be used for ~2 s.
     pub async fn add_address(&self, index: u32, addr: IpNet, no_prefix_route: bool) -> Result<(), RtError> {
         let mut req = self.handle.address().add(index, addr.addr(), addr.prefix_len());
+        let mut flags = AddressFlags::empty();
         if no_prefix_route {
-            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+            flags |= AddressFlags::Noprefixroute;
+        }
+        if addr.addr().is_ipv6() {
+            flags |= AddressFlags::Nodad;
+        }
+        if !flags.is_empty() {
+            req.message_mut().attributes.push(AddressAttribute::Flags(flags));
         }
         req.execute().await
+    }
+
+    /// Addresses on `index` still in duplicate address detection (IPv6), which cannot be used yet.
+    pub async fn tentative_addresses(&self, index: u32) -> Result<Vec<IpAddr>, RtError> {
+        let msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
+        Ok(msgs
+            .iter()
+            .filter(|m| {
+                m.header.flags.contains(AddressHeaderFlags::Tentative)
+                    || m.attributes.iter().any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)))
+            })
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            })
+            .collect())
     }
 
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>, RtError> {
@@ -149,6 +185,37 @@ impl Netlink {
                     AddressAttribute::Address(ip) => IpNet::new(*ip, m.header.prefix_len).ok(),
                     _ => None,
                 })
+            })
+            .collect())
+    }
+
+    /// The main table's routes of one family: destination, next hop and output interface.
+    pub async fn routes(&self, v6: bool) -> Result<Vec<RouteInfo>, RtError> {
+        let msg = if v6 {
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
+        } else {
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
+        };
+        let msgs: Vec<_> = self.handle.route().get(msg).execute().try_collect().await?;
+        let unspecified: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+        let ip = |a: &RouteAddress| match a {
+            RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+            RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        };
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let mut r = RouteInfo { dst: IpNet::new(unspecified, m.header.destination_prefix_length).ok()?, gw: None, oif: None };
+                for a in &m.attributes {
+                    match a {
+                        RouteAttribute::Destination(d) => r.dst = IpNet::new(ip(d)?, m.header.destination_prefix_length).ok()?,
+                        RouteAttribute::Gateway(g) => r.gw = ip(g),
+                        RouteAttribute::Oif(i) => r.oif = Some(*i),
+                        _ => {}
+                    }
+                }
+                Some(r)
             })
             .collect())
     }

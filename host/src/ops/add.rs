@@ -85,6 +85,8 @@ impl IpamMode {
 
 pub fn ipam_mode(req: &Request) -> Result<IpamMode> {
     let raw = req.conf.ipam.as_ref().ok_or_else(|| Error::InvalidConfig("missing \"ipam\" section".into()))?;
+    let ip_ranges = req.conf.runtime_config.as_ref().and_then(|r| r.get("ipRanges"));
+    let raw = &IpamConfig::with_ip_ranges(raw, ip_ranges);
     match req.conf.ipam_type() {
         Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::parse(raw)?)),
         Some(plugin) => Ok(IpamMode::Plugin {
@@ -143,6 +145,22 @@ struct Wiring<'a> {
     rt: &'a tokio::runtime::Runtime,
     node: &'a Netlink,
     iptables: &'a Iptables,
+}
+
+/// Waits until no address on `index` is tentative (IPv6 DAD), so the pod can use them when ADD returns.
+/// With DAD off this is one dump; the bound is the reference plugins' 10 s.
+async fn settle(nl: &Netlink, index: u32, what: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let tentative = nl.tentative_addresses(index).await.map_err(|e| nl_err(format!("list addresses of {what}"), e))?;
+        if tentative.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Netlink(format!("addresses {tentative:?} of {what} stayed tentative (DAD) for 10 s")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn nl_err(op: String, e: rtnetlink::Error) -> Error {
@@ -244,7 +262,7 @@ impl Wiring<'_> {
         let pod = Netlink::connect_in(self.rt, &pod_ns)?;
         log::debug!("step: pod netns opened, netlink socket ready");
         let wired = self.rt.block_on(async {
-            let (host, pod_if) = self.create_veth(record, &plan, &macs, &pod_ns, &pod).await?;
+            let (host, pod_if) = self.create_veth(record, &plan, &macs, &reserved, &pod_ns, &pod).await?;
             self.configure_pod(&pod_ns, &pod, pod_if.index, &reserved, &plan).await?;
             self.configure_host(&host, &reserved).await?;
             Ok::<_, Error>(())
@@ -285,12 +303,16 @@ impl Wiring<'_> {
         record: &mut Record,
         plan: &Plan,
         macs: &Macs,
+        reserved: &[Reserved],
         pod_ns: &NetNs,
         pod: &Netlink,
     ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
         let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
         let ns = pod_ns.path().display();
-        match self.node.create_veth(&host, ifname, pod_ns, plan.mtu, macs.host, macs.pod).await {
+        // With IPv6 the node end comes up only after DAD is off on it (configure_host): while its link-local
+        // address is tentative, the node cannot resolve the pod's address for forwarded packets (~2 s).
+        let up = !self.v6(reserved);
+        match self.node.create_veth(&host, ifname, pod_ns, plan.mtu, macs.host, macs.pod, up).await {
             Ok(()) => {}
             // Either end may be the one that exists; look only now, off the success path.
             Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
@@ -321,6 +343,10 @@ impl Wiring<'_> {
     async fn configure_pod(&self, pod_ns: &NetNs, pod: &Netlink, index: u32, reserved: &[Reserved], plan: &Plan) -> Result<()> {
         let ns = pod_ns.path().display();
         let ifname = &self.req.ifname;
+        let v6 = self.v6(reserved);
+        if v6 {
+            crate::sysctl::disable_dad(Some(pod_ns), ifname)?;
+        }
         pod.set_up(index).await.map_err(|e| nl_err(format!("set {ifname} up in netns {ns}"), e))?;
         // lo is ifindex 1 in every network namespace.
         pod.set_up(LOOPBACK_INDEX).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
@@ -348,11 +374,18 @@ impl Wiring<'_> {
                     .map_err(|e| nl_err(format!("add route {} via {via} in netns {ns}", route.dst), e))?;
             }
         }
+        if v6 {
+            settle(pod, index, &format!("{ifname} in netns {ns}")).await?;
+        }
         Ok(())
     }
 
     /// Node side: the gateway address as a host prefix on the veth and a host route to each pod address.
     async fn configure_host(&self, host: &netlink::LinkInfo, reserved: &[Reserved]) -> Result<()> {
+        if self.v6(reserved) {
+            crate::sysctl::disable_dad(None, &host.name)?;
+            self.node.set_up(host.index).await.map_err(|e| nl_err(format!("set {} up", host.name), e))?;
+        }
         for r in reserved {
             let gw = host_net(r.range.gateway);
             self.node
@@ -372,6 +405,10 @@ impl Wiring<'_> {
             }
         }
         Ok(())
+    }
+
+    fn v6(&self, reserved: &[Reserved]) -> bool {
+        reserved.iter().any(|r| r.ip.is_ipv6())
     }
 
     fn result(&self, record: &Record, macs: &Macs, reserved: &[Reserved], plan: &Plan) -> CniResult {

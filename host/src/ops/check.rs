@@ -50,6 +50,23 @@ pub fn run(req: &Request) -> Result<()> {
                         missing.push(format!("address {} is missing from {}", ip.address, req.ifname));
                     }
                 }
+                // Our routes must be there; routes other plugins added later are fine.
+                for v6 in [false, true] {
+                    let ours: Vec<_> = rec.result.routes.iter().filter(|r| r.dst.addr().is_ipv6() == v6).collect();
+                    if ours.is_empty() {
+                        continue;
+                    }
+                    let table = pod.routes(v6).await.unwrap_or_default();
+                    for route in ours {
+                        let found = table.iter().any(|t| {
+                            t.dst == route.dst && t.oif == Some(l.index) && (route.gw.is_none() || t.gw == route.gw)
+                        });
+                        if !found {
+                            let via = route.gw.map(|g| format!(" via {g}")).unwrap_or_default();
+                            missing.push(format!("route {}{via} is missing from netns {}", route.dst, netns.display()));
+                        }
+                    }
+                }
             }
             _ => missing.push(format!("interface {} is missing from netns {}", req.ifname, netns.display())),
         }

@@ -17,6 +17,7 @@ use crate::error::Error;
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| Error::io("cannot start the netlink runtime", e))
 }

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Interop test: Debian 12's podman 4.3 (CNI network backend) as a real CNI client of wasmcni.
+#
+# Runs as root. Nothing touches the machine's own network: the script creates a "node" network namespace
+# and runs podman (hence wasmcni, portmap, conmon and the containers' netns) inside it, in a private mount
+# namespace where everything podman writes outside its configured dirs (/var/lib/cni/results,
+# /var/lib/containers/cache, /run/netns/netns-*, /run/runc, the shm lock) lands on overlays/tmpfs of the
+# test's own. Names carry $$ so it can run beside other tests; a trap removes everything, also on failure,
+# and the end compares the host's links, iptables and netns with a snapshot taken at the start.
+#
+# Checks: two containers on the wasmcni network get addresses, host veths, records and reservations; they
+# ping each other; `-p 8080:80` works through the chained portmap plugin; `podman rm -f` leaves nothing.
+#
+# Usage: tests/podman/run.sh            (WASMCNI_BIN overrides the binary, default target/debug/wasmcni)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WASMCNI_BIN=${WASMCNI_BIN:-$REPO/target/debug/wasmcni}
+NET=wcpod                       # the CNI network name podman sees (conflist "name")
+SUBNET_RE='^10\.89\.0\.'        # ipam subnet 10.89.0.0/24, gateway 10.89.0.1
+NODE_IP=192.0.2.1               # the node's address on its link to the client netns: the published port's
+CLIENT_IP=192.0.2.2             # target, from the client and from the node itself
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+check() { echo "  ok: $*"; }
+
+# ---------------------------------------------------------------------------------------------------------
+# Inner part: runs inside the node netns and a private mount namespace (the outer part starts it below).
+# ---------------------------------------------------------------------------------------------------------
+if [ "${1:-}" = --inner ]; then
+    exec 7<"/run/netns/$CLIENT"   # keep the client netns reachable once /run/netns is shadowed below
+    # Shadow the host's /var/lib and /run with overlays whose writes go to $T, hide the host's /run/netns
+    # (podman puts each container's netns there) and give podman a private /dev/shm for its lock file.
+    for d in /var/lib /run; do
+        up=$T/ovl${d//\//_}; mkdir -p "$up/u" "$up/w"
+        mount -t overlay overlay -o "lowerdir=$d,upperdir=$up/u,workdir=$up/w" "$d"
+    done
+    mount -t tmpfs tmpfs /run/netns
+    mount -t tmpfs tmpfs /dev/shm
+    export CONTAINERS_CONF=$T/containers.conf CONTAINERS_STORAGE_CONF=$T/storage.conf TMPDIR=$T/tmp
+    pm() { podman "$@"; }
+    run() { pm run -d --cgroup-parent "/$CGROUP" --network "$NET" "$@" >/dev/null; }
+    trap 'pm rm -af -t 0 >/dev/null 2>&1 || true' EXIT   # on failure too: conmon and the pods must go
+
+    echo "==> image: busybox-static rootfs imported as localhost/wcbusybox"
+    tar -C "$T/rootfs" -c . | pm import -q - localhost/wcbusybox:latest >/dev/null
+    pm network ls --format '{{.Name}}' | grep -qx "$NET" || fail "podman does not see network $NET"
+
+    echo "==> podman run: c1, c2 (sleepers) and web (-p 8080:80, nc replying 'hi')"
+    run --name c1 localhost/wcbusybox sleep 600
+    run --name c2 localhost/wcbusybox sleep 600
+    run --name web -p 8080:80 localhost/wcbusybox sh -c 'while true; do echo hi | nc -l -p 80; done'
+
+    echo "==> 1. addresses, host veths, records and reservations"
+    declare -A IP ID
+    for c in c1 c2 web; do
+        ID[$c]=$(pm inspect -f '{{.Id}}' "$c")
+        IP[$c]=$(pm inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$c")
+        [[ ${IP[$c]} =~ $SUBNET_RE ]] || fail "$c got address '${IP[$c]}', not in 10.89.0.0/24"
+        pm exec "$c" ip -4 addr show eth0 | grep -q "inet ${IP[$c]}/" || fail "$c's eth0 lacks ${IP[$c]}"
+        # The host veth name is deterministic: wcni + 11 hex of sha256("<container id>/<ifname>").
+        veth=wcni$(printf '%s/eth0' "${ID[$c]}" | sha256sum | cut -c1-11)
+        ip link show "$veth" >/dev/null 2>&1 || fail "no host veth $veth for $c in the node netns"
+        [ -f "$T/state/attachments/$NET/${ID[$c]}@eth0.json" ] || fail "no attachment record for $c"
+        grep -q "${ID[$c]}" "$T/ipam/$NET/${IP[$c]}" 2>/dev/null || fail "no reservation of ${IP[$c]} for $c"
+        iptables-save -t nat | grep -q "name: \"$NET\" id: \"${ID[$c]}\"" || fail "no masquerade chain for $c"
+        check "$c: ${IP[$c]} on eth0, host veth $veth, record, reservation, masquerade chain"
+    done
+    [ "$(ip -o link show | grep -c ': wcni')" = 3 ] || fail "expected 3 wcni links: $(ip -o link show)"
+    [ "${IP[c1]}" != "${IP[c2]}" ] || fail "c1 and c2 share ${IP[c1]}"
+
+    echo "==> 2. pod to pod"
+    pm exec c1 ping -c1 -W2 "${IP[c2]}" >/dev/null || fail "c1 cannot ping c2 (${IP[c2]})"
+    check "c1 -> c2 ${IP[c2]}"
+    pm exec c2 ping -c1 -W2 "${IP[c1]}" >/dev/null || fail "c2 cannot ping c1 (${IP[c1]})"
+    check "c2 -> c1 ${IP[c1]}"
+
+    echo "==> 3. published port through portmap: $NODE_IP:8080 -> web ${IP[web]}:80"
+    # Connect to a non-loopback node address (portmap's DNAT of 127.0.0.1 would need route_localnet):
+    # from the client netns (PREROUTING) and from the node itself (OUTPUT).
+    fetch() {   # retry: the listener loop may be between two nc runs
+        local r=""
+        for _ in 1 2 3 4 5; do
+            r=$("$@" nc -w 3 "$NODE_IP" 8080 </dev/null 2>/dev/null || true)
+            [ "$r" = hi ] && break; sleep 0.5
+        done
+        echo "$r"
+    }
+    for from in client node; do
+        if [ $from = client ]; then reply=$(fetch nsenter --net=/proc/$$/fd/7); else reply=$(fetch); fi
+        [ "$reply" = hi ] || fail "no 'hi' from $NODE_IP:8080 in the $from (got '$reply'); nat: $(iptables-save -t nat)"
+        check "reply '$reply' from $NODE_IP:8080, connecting from the $from netns"
+    done
+
+    echo "==> 4. podman rm -f: everything wasmcni and portmap made is gone"
+    pm rm -f -t 0 c1 c2 web >/dev/null
+    left=$(ip -o link show | grep ': wcni' || true)
+    [ -z "$left" ] || fail "host veths left in the node netns: $left"
+    check "no wcni links in the node netns"
+    left=$(iptables-save | grep "name: \"$NET\"" || true)
+    [ -z "$left" ] || fail "iptables rules left: $left"
+    check "no iptables rules or chains commented name: \"$NET\""
+    left=$(ls "$T/ipam/$NET" | grep -vE '^(lock|last_reserved_ip\..*)$' || true)
+    [ -z "$left" ] || fail "reservations left in ipam dataDir: $left"
+    check "no reservations in $T/ipam/$NET (only: $(ls "$T/ipam/$NET" | tr '\n' ' '))"
+    left=$(find "$T/state" -type f)
+    [ -z "$left" ] || fail "records left in stateDir: $left"
+    check "no records in stateDir"
+    left=$(ls /run/netns)
+    [ -z "$left" ] || fail "podman left netns files: $left"
+    check "no container netns left in /run/netns"
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+# Outer part: dependencies, config files, the node netns, then the inner part, cleanup and leftover checks.
+# ---------------------------------------------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || fail "needs root"
+[ -x "$WASMCNI_BIN" ] || fail "no wasmcni binary at $WASMCNI_BIN (set WASMCNI_BIN or build it)"
+need=()
+for pkg in podman runc busybox-static containernetworking-plugins iptables netcat-openbsd; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")   # busybox-static: the image needs a static busybox
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "==> installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+START=$(date +%s)
+NODE=wcpod-node-$$ CLIENT=wcpod-client-$$
+CGROUP=wcpod-$$   # podman's cgroup parent (runc, cgroupfs) in every hierarchy, removed at the end
+T=""
+our_cgroups() { find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -depth -type d \( -name "$CGROUP" -o -path "*/$CGROUP/*" \); }
+cleanup() {
+    rc=$?
+    set +e
+    if [ $rc != 0 ] && [ -f "$T/wasmcni.log" ]; then echo "--- wasmcni log (tail) ---"; tail -n 40 "$T/wasmcni.log"; fi
+    # Whatever still runs in our cgroups (conmon, container processes) or in the node netns (podman) was
+    # started by this test: the inner part's own trap normally removed it all with `podman rm -af`.
+    for pid in $(cat $(our_cgroups | sed 's|$|/cgroup.procs|') 2>/dev/null) $(ip netns pids "$NODE" 2>/dev/null); do
+        kill -9 "$pid" 2>/dev/null
+    done
+    sleep 0.2
+    our_cgroups | xargs -r rmdir 2>/dev/null
+    ip netns del "$NODE" 2>/dev/null
+    ip netns del "$CLIENT" 2>/dev/null
+    [ -n "$T" ] && [ -z "${KEEP:-}" ] && rm -rf "$T"
+    exit $rc
+}
+trap cleanup EXIT
+T=$(mktemp -d /tmp/wasmcni-podman.XXXXXX)
+
+# What the host looks like before: its links, iptables, netns and mounts (other tests' netns and their
+# mounts filtered out, they may come and go meanwhile), top-level cgroups, podman's default dirs.
+snapshot() {
+    { ip -o link show | sed 's/^[0-9]*: //; s/ state .*//; s/ link\/.*//'; iptables -S; iptables -t nat -S
+      { ip netns list; awk '{print $2}' /proc/self/mounts; } | grep -vE '^(/run/netns/)?wt[0-9]+-'
+      find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d; ls -d /var/lib/cni /var/lib/containers 2>/dev/null || true
+    } | sort
+}
+snapshot > "$T/host.before"
+
+echo "==> node netns $NODE, temp dir $T"
+ip netns add "$NODE"
+ip -n "$NODE" link set lo up
+# A client netns behind a veth plays the outside world for the published port (no dummy module here).
+ip netns add "$CLIENT"
+ip -n "$NODE" link add wcpod-up type veth peer name eth0 netns "$CLIENT"
+ip -n "$NODE" addr add "$NODE_IP/24" dev wcpod-up
+ip -n "$NODE" link set wcpod-up up
+ip -n "$CLIENT" addr add "$CLIENT_IP/24" dev eth0
+ip -n "$CLIENT" link set eth0 up
+ip -n "$CLIENT" link set lo up
+
+# CNI bin dir: wasmcni under its own name (runtimes find plugins by "type") beside Debian's portmap.
+mkdir -p "$T/cni-bin" "$T/net.d" "$T/root" "$T/runroot" "$T/tmp" "$T/libpod" "$T/state" "$T/ipam" \
+         "$T/rootfs/bin" "$T/rootfs/etc" "$T/rootfs/tmp"
+ln -s "$(readlink -f "$WASMCNI_BIN")" "$T/cni-bin/wasmcni"
+ln -s /usr/lib/cni/portmap "$T/cni-bin/portmap"
+cat > "$T/net.d/$NET.conflist" <<EOF
+{"cniVersion":"1.0.0","name":"$NET","plugins":[
+  {"type":"wasmcni","ipMasq":true,"stateDir":"$T/state","logFile":"$T/wasmcni.log","logLevel":"debug",
+   "ipam":{"type":"builtin","subnet":"10.89.0.0/24","dataDir":"$T/ipam"}},
+  {"type":"portmap","capabilities":{"portMappings":true}}]}
+EOF
+# runc: Debian's crun refuses this machine's hybrid cgroups; cgroupfs: no systemd here. The default nofile
+# and nproc ulimits (1048576) are above hard limits root may not raise here, so ask for the current ones.
+cat > "$T/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(ulimit -Hu):$(ulimit -Hu)"]
+default_capabilities = ["CHOWN","DAC_OVERRIDE","FOWNER","FSETID","KILL","NET_BIND_SERVICE","NET_RAW",
+                        "SETFCAP","SETGID","SETPCAP","SETUID","SYS_CHROOT"]
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["$T/cni-bin"]
+network_config_dir = "$T/net.d"
+default_network = "$NET"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+tmp_dir = "$T/libpod"
+static_dir = "$T/root/libpod"
+volume_path = "$T/root/volumes"
+image_copy_tmp_dir = "$T/tmp"
+EOF
+cat > "$T/storage.conf" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$T/root"
+runroot = "$T/runroot"
+EOF
+# The image: busybox-static and the applets the test runs.
+cp /bin/busybox "$T/rootfs/bin/busybox"
+for a in sh nc ip ping sleep cat echo hostname ls; do ln -s busybox "$T/rootfs/bin/$a"; done
+
+export T NET CLIENT CGROUP
+unshare --mount --propagation private -- nsenter --net="/run/netns/$NODE" -- bash "$0" --inner
+
+echo "==> 5. nothing left on the host"
+left=$(ip netns pids "$NODE"; cat $(our_cgroups | sed 's|$|/cgroup.procs|'))
+[ -z "$left" ] || fail "processes still run in the node netns or our cgroups: $left"
+our_cgroups | xargs -r rmdir   # podman leaves its (empty) cgroup parent behind
+ip netns del "$NODE"; ip netns del "$CLIENT"
+snapshot > "$T/host.after"
+diff "$T/host.before" "$T/host.after" || fail "the host's links, iptables, netns, mounts or cgroups changed (diff above)"
+check "host links, iptables (filter, nat), netns, mounts, cgroups and /var/lib unchanged"
+echo "PASS ($(( $(date +%s) - START ))s)"
