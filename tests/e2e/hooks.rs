@@ -313,3 +313,25 @@ fn one_restore_per_add_and_per_del_and_del_loads_only_del_hooks() {
     del(&node, &conf, &warm, "warm");
     node.assert_clean();
 }
+
+#[test]
+fn post_add_drop_rule_works_for_a_bridged_pod_matched_by_address() {
+    let node = Node::new("10.84.0.0/24");
+    let pod = Ns::new("brpod");
+    let (blocked, open, _keep) = two_listeners(&node);
+    let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": blocked});
+    let mut conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
+    conf["mode"] = json!("bridge");
+    conf["bridge"] = json!("wcbr0");
+    conf["isDefaultGateway"] = json!(true);
+    let res = add(&node, &conf, &pod, "brguard").ok().clone();
+    assert!(connects(&pod, open), "the other port must still work");
+    assert!(!connects(&pod, blocked), "the hook's drop rule did not stop a bridged pod's traffic");
+    // Routed traffic of a bridged pod enters FORWARD from the bridge: the rules match its address.
+    let ip = pod_ip(&res);
+    let chains = hook_chains(&node);
+    assert!(chains.iter().any(|l| l.starts_with("-A WASMCNI-FORWARD") && l.contains(&format!("-s {ip}/32"))), "{chains:?}");
+    del(&node, &conf, &pod, "brguard");
+    assert!(hook_chains(&node).is_empty(), "hook chains left: {:?}", hook_chains(&node));
+    node.assert_clean();
+}

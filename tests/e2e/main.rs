@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bridge;
 mod chaining;
 mod cli;
 mod delegated;

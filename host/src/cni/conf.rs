@@ -46,6 +46,19 @@ pub struct NetConf {
     pub plugin_type: String,
     #[serde(default)]
     pub mode: Mode,
+    /// Bridge mode (the reference `bridge` plugin's fields and meaning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    #[serde(default)]
+    pub is_gateway: bool,
+    #[serde(default)]
+    pub is_default_gateway: bool,
+    #[serde(default)]
+    pub hairpin_mode: bool,
+    #[serde(default)]
+    pub promisc_mode: bool,
+    #[serde(default)]
+    pub force_address: bool,
     #[serde(default)]
     pub ip_masq: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,10 +127,34 @@ impl NetConf {
                 return Err(Error::InvalidConfig(format!("mtu {mtu} is outside 68..=65535")));
             }
         }
-        if self.mode == Mode::Bridge {
-            return Err(Error::UnsupportedField("mode \"bridge\" is not implemented yet; use \"ptp\"".into()));
+        let bridge_only = [
+            ("bridge", self.bridge.is_some()),
+            ("isGateway", self.is_gateway),
+            ("isDefaultGateway", self.is_default_gateway),
+            ("hairpinMode", self.hairpin_mode),
+            ("promiscMode", self.promisc_mode),
+            ("forceAddress", self.force_address),
+        ];
+        if self.mode == Mode::Ptp {
+            if let Some((field, _)) = bridge_only.iter().find(|(_, set)| *set) {
+                return Err(Error::InvalidConfig(format!("\"{field}\" applies to \"mode\": \"bridge\" only (this network is ptp)")));
+            }
+        }
+        let bridge = self.bridge_name();
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
+            return Err(Error::InvalidConfig(format!("bridge name {bridge:?} must be 1 to 15 characters without '/' or spaces")));
         }
         Ok(())
+    }
+
+    /// The reference bridge plugin's default name.
+    pub fn bridge_name(&self) -> &str {
+        self.bridge.as_deref().unwrap_or("cni0")
+    }
+
+    /// isDefaultGateway implies isGateway, as in the reference plugin.
+    pub fn bridge_is_gateway(&self) -> bool {
+        self.is_gateway || self.is_default_gateway
     }
 
     pub fn state_dir(&self) -> PathBuf {

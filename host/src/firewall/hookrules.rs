@@ -68,9 +68,30 @@ impl HookChain {
     }
 }
 
-/// The filter-table input creating `chains` for the attachment whose node-side veth is `host_veth`.
+/// How FORWARD tells a pod's traffic apart: by its node-side veth (routed pods), or by its address
+/// (bridged pods, whose routed traffic enters FORWARD from the bridge).
+pub enum PodMatch<'a> {
+    Veth(&'a str),
+    Address(std::net::IpAddr),
+}
+
+impl PodMatch<'_> {
+    /// (from the pod, to the pod)
+    fn matches(&self) -> (String, String) {
+        match self {
+            PodMatch::Veth(v) => (format!("-i {v}"), format!("-o {v}")),
+            PodMatch::Address(ip) => {
+                let ip = crate::netaddr::host_net(*ip);
+                (format!("-s {ip}"), format!("-d {ip}"))
+            }
+        }
+    }
+}
+
+/// The filter-table input creating `chains` for the attachment `pod`.
 /// Rules whose peer is of the other family are left out; rules without a peer apply to every family.
-pub fn render(chains: &[HookChain], host_veth: &str, family: Family) -> String {
+pub fn render(chains: &[HookChain], pod: &PodMatch, family: Family) -> String {
+    let (from_pod, to_pod) = pod.matches();
     let mut out = String::from("*filter\n");
     for c in chains {
         out += &format!(":{} - [0:0]\n", c.chain);
@@ -79,8 +100,8 @@ pub fn render(chains: &[HookChain], host_veth: &str, family: Family) -> String {
         let comment = format!("-m comment --comment {}", quote(&c.comment));
         for r in c.rules.iter().filter(|r| r.peer.is_none_or(|p| Family::of(p.addr()) == family)) {
             let mut m = match r.direction {
-                Direction::Ingress => format!("-o {host_veth}"),
-                Direction::Egress => format!("-i {host_veth}"),
+                Direction::Ingress => to_pod.clone(),
+                Direction::Egress => from_pod.clone(),
             };
             if let Some(peer) = r.peer {
                 m += &match r.direction {
@@ -113,8 +134,8 @@ pub fn render(chains: &[HookChain], host_veth: &str, family: Family) -> String {
     }
     for c in chains {
         let comment = format!("-m comment --comment {}", quote(&c.comment));
-        out += &format!("-A {SHARED_CHAIN} -i {host_veth} {comment} -j {}\n", c.chain);
-        out += &format!("-A {SHARED_CHAIN} -o {host_veth} {comment} -j {}\n", c.chain);
+        out += &format!("-A {SHARED_CHAIN} {from_pod} {comment} -j {}\n", c.chain);
+        out += &format!("-A {SHARED_CHAIN} {to_pod} {comment} -j {}\n", c.chain);
     }
     out + "COMMIT\n"
 }
@@ -183,7 +204,7 @@ mod tests {
                 rule(Direction::Ingress, Protocol::Any, None, Some("fd00::/8"), Action::Reject),
             ],
         );
-        let text = render(std::slice::from_ref(&c), "wcniabc", Family::V4);
+        let text = render(std::slice::from_ref(&c), &PodMatch::Veth("wcniabc"), Family::V4);
         let ch = &c.chain;
         let cm = "-m comment --comment \"wasmcni hook guard: net/ctr/eth0\"";
         assert_eq!(
@@ -196,6 +217,6 @@ mod tests {
                  -A WASMCNI-FORWARD -i wcniabc {cm} -j {ch}\n-A WASMCNI-FORWARD -o wcniabc {cm} -j {ch}\nCOMMIT\n"
             )
         );
-        assert!(render(&[c], "wcniabc", Family::V6).contains("-s fd00::/8"));
+        assert!(render(&[c], &PodMatch::Veth("wcniabc"), Family::V6).contains("-s fd00::/8"));
     }
 }

@@ -3,7 +3,7 @@
 
 mod ops;
 
-pub use ops::{LinkInfo, Netlink};
+pub use ops::{LinkInfo, Netlink, VethSpec};
 
 use rtnetlink::Error as RtError;
 

@@ -6,9 +6,11 @@ use std::net::IpAddr;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as LinkInfoNla, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
-use rtnetlink::{Error as RtError, Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Error as RtError, Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 use tokio::runtime::Runtime;
 
 use crate::error::Error;
@@ -21,6 +23,11 @@ pub struct LinkInfo {
     pub mac: String,
     pub mtu: Option<u32>,
     pub up: bool,
+    /// "bridge", "veth"...; None for links without a kind (loopback, physical).
+    pub kind: Option<String>,
+    /// The bridge (or bond) this link is a port of.
+    pub controller: Option<u32>,
+    pub promisc: bool,
 }
 
 impl LinkInfo {
@@ -31,6 +38,9 @@ impl LinkInfo {
             mac: String::new(),
             mtu: None,
             up: m.header.flags.contains(LinkFlags::Up),
+            kind: None,
+            controller: None,
+            promisc: m.header.flags.contains(LinkFlags::Promisc),
         };
         for attr in &m.attributes {
             match attr {
@@ -39,11 +49,31 @@ impl LinkInfo {
                     info.mac = crate::netaddr::hex(a, ":")
                 }
                 LinkAttribute::Mtu(m) => info.mtu = Some(*m),
+                LinkAttribute::Controller(c) => info.controller = Some(*c),
+                LinkAttribute::LinkInfo(infos) => {
+                    info.kind = infos.iter().find_map(|i| match i {
+                        LinkInfoNla::Kind(k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                }
                 _ => {}
             }
         }
         info
     }
+}
+
+/// Both ends of a pod's veth pair.
+pub struct VethSpec<'a> {
+    pub host: &'a str,
+    pub peer: &'a str,
+    pub peer_ns: &'a NetNs,
+    pub mtu: Option<u32>,
+    pub host_mac: [u8; 6],
+    pub peer_mac: [u8; 6],
+    pub up: bool,
+    /// The bridge to attach the node end to (bridge mode).
+    pub controller: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,34 +132,49 @@ impl Netlink {
     }
 
     /// Creates the pair in one request with the peer born inside the pod namespace (no move, no rename
-    /// race) and the node end up if `up`. The peer cannot be brought up in the same request: the kernel configures
-    /// it before the pair is linked and veth_open fails with ENOTCONN.
-    pub async fn create_veth(
-        &self,
-        host: &str,
-        peer: &str,
-        peer_ns: &NetNs,
-        mtu: Option<u32>,
-        host_mac: [u8; 6],
-        peer_mac: [u8; 6],
-        up: bool,
-    ) -> Result<(), RtError> {
+    /// race), the node end up if `spec.up` and, in bridge mode, already a port of the bridge. The peer
+    /// cannot be brought up in the same request: the kernel configures it before the pair is linked and
+    /// veth_open fails with ENOTCONN.
+    pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<(), RtError> {
         let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer.to_string())
-            .setns_by_fd(peer_ns.fd())
-            .address(peer_mac.to_vec());
+            .name(spec.peer.to_string())
+            .setns_by_fd(spec.peer_ns.fd())
+            .address(spec.peer_mac.to_vec());
         let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(host.to_string())
-            .address(host_mac.to_vec());
-        if up {
+            .name(spec.host.to_string())
+            .address(spec.host_mac.to_vec());
+        if spec.up {
             msg = msg.up();
         }
-        if let Some(mtu) = mtu {
+        if let Some(bridge) = spec.controller {
+            msg = msg.controller(bridge);
+        }
+        if let Some(mtu) = spec.mtu {
             peer_msg = peer_msg.mtu(mtu);
             msg = msg.mtu(mtu);
         }
         let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build()))).build();
         self.handle.link().add(msg).execute().await
+    }
+
+    /// A bridge, created down (so DAD can be turned off before it comes up) with a fixed MAC: a bridge
+    /// without one takes the lowest MAC of its ports, which changes as pods come and go.
+    pub async fn create_bridge(&self, name: &str, mtu: Option<u32>, mac: [u8; 6], promisc: bool) -> Result<(), RtError> {
+        let mut msg = LinkMessageBuilder::<LinkBridge>::new(name).address(mac.to_vec()).promiscuous(promisc);
+        if let Some(mtu) = mtu {
+            msg = msg.mtu(mtu);
+        }
+        self.handle.link().add(msg.build()).execute().await
+    }
+
+    pub async fn set_promisc(&self, index: u32) -> Result<(), RtError> {
+        self.handle.link().set(LinkUnspec::new_with_index(index).promiscuous(true).build()).execute().await
+    }
+
+    /// Lets frames leave a bridge port through the port they came in on (a pod reaching itself through a
+    /// service address).
+    pub async fn set_hairpin(&self, port_index: u32) -> Result<(), RtError> {
+        self.handle.link().set_port(LinkBridgePort::new(port_index).hairpin(true).build()).execute().await
     }
 
     pub async fn set_up(&self, index: u32) -> Result<(), RtError> {
@@ -174,6 +219,18 @@ impl Netlink {
                 })
             })
             .collect())
+    }
+
+    pub async fn delete_address(&self, index: u32, addr: IpNet) -> Result<(), RtError> {
+        let mut msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
+        msgs.retain(|m| {
+            m.header.prefix_len == addr.prefix_len()
+                && m.attributes.iter().any(|a| matches!(a, AddressAttribute::Address(ip) if *ip == addr.addr()))
+        });
+        for m in msgs {
+            self.handle.address().del(m).execute().await?;
+        }
+        Ok(())
     }
 
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>, RtError> {

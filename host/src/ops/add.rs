@@ -6,18 +6,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use super::bridge;
 use super::plan::Plan;
 use super::record::Record;
 use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::error::{Error, Result};
-use crate::firewall::{hookrules, Family, Iptables, Masquerade};
+use crate::cni::conf::Mode;
+use crate::firewall::hookrules::{self, PodMatch};
+use crate::firewall::{Family, Iptables, Masquerade};
 use crate::hooks::Hooks;
 use crate::ipam::delegate::Invocation;
 use crate::ipam::{self, IpamConfig, Reserved};
 use crate::netaddr::host_net;
-use crate::netlink::{self, Netlink};
+use crate::netlink::{self, Netlink, VethSpec};
 use crate::netns::NetNs;
 
 /// `hooks` yields the loaded hooks; it is called when pre-ADD needs them, so loading (engine start, cache
@@ -228,7 +231,12 @@ impl Wiring<'_> {
         // rules go into the same iptables-restore as masquerade, which runs while netlink wires the pod.
         // The rules are in place before the pod's interface comes up: no packet passes unfiltered.
         let macs = Macs::for_attachment(id, ifname, &plan)?;
-        let result = self.result(record, &macs, &reserved, &plan);
+        // Bridge mode: the shared bridge (and gateway) first; the result names it.
+        let bridge = match req.conf.mode {
+            Mode::Bridge => Some(self.rt.block_on(bridge::ensure(self.node, &req.conf, &reserved))?),
+            Mode::Ptp => None,
+        };
+        let result = self.result(record, &macs, &reserved, &plan, bridge.as_ref());
         let chains = self.hooks.post_add(req, &result)?;
         log::debug!("step: post-add hooks done");
         let mut families: Vec<Family> = reserved.iter().map(|r| Family::of(r.ip)).collect();
@@ -246,7 +254,12 @@ impl Wiring<'_> {
                 let names = chains.iter().map(|c| c.chain.clone()).collect();
                 record.undo.push(Undo::RemoveChains { family, table: "filter".into(), chains: names });
                 // filter first: if the shared chain is missing, the batch fails before any nat change.
-                input += &hookrules::render(&chains, &record.host_veth, family);
+                // Bridged pods are matched by address: routed traffic enters FORWARD from the bridge, not the veth.
+                let pod = match (&bridge, reserved.iter().find(|r| Family::of(r.ip) == family)) {
+                    (Some(_), Some(r)) => PodMatch::Address(r.ip),
+                    _ => PodMatch::Veth(&record.host_veth),
+                };
+                input += &hookrules::render(&chains, &pod, family);
             }
             if let Some(masq) = &masq {
                 record.undo.push(Undo::RemoveMasquerade { masq: masq.clone(), families: vec![family] });
@@ -262,17 +275,42 @@ impl Wiring<'_> {
         let pod = Netlink::connect_in(self.rt, &pod_ns)?;
         log::debug!("step: pod netns opened, netlink socket ready");
         let wired = self.rt.block_on(async {
-            let (host, pod_if) = self.create_veth(record, &plan, &macs, &reserved, &pod_ns, &pod).await?;
-            self.configure_pod(&pod_ns, &pod, pod_if.index, &reserved, &plan).await?;
-            self.configure_host(&host, &reserved).await?;
+            let host_veth = record.host_veth.clone();
+            let spec = VethSpec {
+                host: &host_veth,
+                peer: &req.ifname,
+                peer_ns: &pod_ns,
+                mtu: plan.mtu,
+                host_mac: macs.host,
+                peer_mac: macs.pod,
+                // With IPv6 a routed node end comes up only after DAD is off on it (configure_host): while its
+                // link-local address is tentative, the node cannot resolve pods for forwarded packets (~2 s).
+                // A bridge port holds no address: nothing waits on its DAD.
+                up: bridge.is_some() || !self.v6(&reserved),
+                controller: bridge.as_ref().map(|b| b.index),
+            };
+            let (host, pod_if) = self.create_veth(record, &spec, &pod).await?;
+            self.configure_pod(&pod_ns, &pod, pod_if.index, &reserved, &plan, bridge.is_none()).await?;
+            match &bridge {
+                None => self.configure_host(&host, &reserved).await?,
+                Some(_) if req.conf.hairpin_mode => self
+                    .node
+                    .set_hairpin(host.index)
+                    .await
+                    .map_err(|e| nl_err(format!("set hairpin mode on {}", host.name), e))?,
+                Some(_) => {}
+            }
             Ok::<_, Error>(())
         });
         log::debug!("step: veth created, pod and node side configured");
         // Every undo step is known now: write the record while the restore finishes. A crash from here on
         // leaves a record that lets DEL clean up exactly.
         let recorded = wired.and_then(|_| {
-            for r in &reserved {
-                crate::sysctl::enable_forwarding(r.ip)?;
+            // A bridge that is not the gateway forwards nothing at L3 on this node.
+            if bridge.is_none() || req.conf.bridge_is_gateway() {
+                for r in &reserved {
+                    crate::sysctl::enable_forwarding(r.ip)?;
+                }
             }
             record.result = result.clone();
             record.write(&req.conf.state_dir())?;
@@ -301,18 +339,12 @@ impl Wiring<'_> {
     async fn create_veth(
         &self,
         record: &mut Record,
-        plan: &Plan,
-        macs: &Macs,
-        reserved: &[Reserved],
-        pod_ns: &NetNs,
+        spec: &VethSpec<'_>,
         pod: &Netlink,
     ) -> Result<(netlink::LinkInfo, netlink::LinkInfo)> {
         let (ifname, host) = (&self.req.ifname, record.host_veth.clone());
-        let ns = pod_ns.path().display();
-        // With IPv6 the node end comes up only after DAD is off on it (configure_host): while its link-local
-        // address is tentative, the node cannot resolve the pod's address for forwarded packets (~2 s).
-        let up = !self.v6(reserved);
-        match self.node.create_veth(&host, ifname, pod_ns, plan.mtu, macs.host, macs.pod, up).await {
+        let ns = spec.peer_ns.path().display();
+        match self.node.create_veth(spec).await {
             Ok(()) => {}
             // Either end may be the one that exists; look only now, off the success path.
             Err(e) if netlink::is_errno(&e, nix::errno::Errno::EEXIST) => {
@@ -338,9 +370,18 @@ impl Wiring<'_> {
         }
     }
 
-    /// Pod side: lo up, the address without a subnet route, a link-scope route to the gateway, the default
-    /// route (and any configured routes) via it.
-    async fn configure_pod(&self, pod_ns: &NetNs, pod: &Netlink, index: u32, reserved: &[Reserved], plan: &Plan) -> Result<()> {
+    /// Pod side: lo up and the addresses. Routed (ptp): without a subnet route, a link-scope route to the
+    /// gateway, the default route via it. Bridged: with the subnet route (pods share the segment), the
+    /// default route only with isDefaultGateway. Configured routes in both.
+    async fn configure_pod(
+        &self,
+        pod_ns: &NetNs,
+        pod: &Netlink,
+        index: u32,
+        reserved: &[Reserved],
+        plan: &Plan,
+        routed: bool,
+    ) -> Result<()> {
         let ns = pod_ns.path().display();
         let ifname = &self.req.ifname;
         let v6 = self.v6(reserved);
@@ -354,18 +395,20 @@ impl Wiring<'_> {
             let addr = IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("prefix from a valid subnet");
             let gw = r.range.gateway;
             pod
-                .add_address(index, addr, true)
+                .add_address(index, addr, routed)
                 .await
                 .map_err(|e| nl_err(format!("add {addr} to {} in netns {ns}", self.req.ifname), e))?;
-            pod
-                .add_route(host_net(gw), None, index, true)
-                .await
-                .map_err(|e| nl_err(format!("add route to gateway {gw} in netns {ns}"), e))?;
+            if routed {
+                pod.add_route(host_net(gw), None, index, true)
+                    .await
+                    .map_err(|e| nl_err(format!("add route to gateway {gw} in netns {ns}"), e))?;
+            }
             let default = default_route(gw);
-            pod
-                .add_route(default, Some(gw), index, false)
-                .await
-                .map_err(|e| nl_err(format!("add default route via {gw} in netns {ns}"), e))?;
+            if routed || self.req.conf.is_default_gateway {
+                pod.add_route(default, Some(gw), index, false)
+                    .await
+                    .map_err(|e| nl_err(format!("add default route via {gw} in netns {ns}"), e))?;
+            }
             for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && rt.dst != default) {
                 let via = route.gw.unwrap_or(gw);
                 pod
@@ -411,24 +454,32 @@ impl Wiring<'_> {
         reserved.iter().any(|r| r.ip.is_ipv6())
     }
 
-    fn result(&self, record: &Record, macs: &Macs, reserved: &[Reserved], plan: &Plan) -> CniResult {
+    fn result(&self, record: &Record, macs: &Macs, reserved: &[Reserved], plan: &Plan, bridge: Option<&netlink::LinkInfo>) -> CniResult {
         let sandbox = Some(self.netns.display().to_string());
         // A veth without an explicit MTU gets the Ethernet default.
         let mtu = Some(plan.mtu.unwrap_or(1500));
-        let interfaces = vec![
-            Interface { name: record.host_veth.clone(), mac: mac_text(&macs.host), mtu, sandbox: None },
-            Interface { name: self.req.ifname.clone(), mac: mac_text(&macs.pod), mtu, sandbox },
-        ];
+        // As the reference bridge plugin: the bridge, the node end, the pod end.
+        let mut interfaces: Vec<Interface> = bridge
+            .map(|b| Interface { name: b.name.clone(), mac: b.mac.clone(), mtu: b.mtu, sandbox: None })
+            .into_iter()
+            .collect();
+        interfaces.push(Interface { name: record.host_veth.clone(), mac: mac_text(&macs.host), mtu, sandbox: None });
+        interfaces.push(Interface { name: self.req.ifname.clone(), mac: mac_text(&macs.pod), mtu, sandbox });
+        let pod_index = interfaces.len() - 1;
         let ips = reserved
             .iter()
             .map(|r| IpConfig {
                 address: IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("valid prefix"),
                 gateway: Some(r.range.gateway),
-                interface: Some(1),
+                interface: Some(pod_index),
             })
             .collect();
-        let mut routes: Vec<Route> =
-            reserved.iter().map(|r| Route::new(default_route(r.range.gateway), Some(r.range.gateway))).collect();
+        let default_routes = bridge.is_none() || self.req.conf.is_default_gateway;
+        let mut routes: Vec<Route> = reserved
+            .iter()
+            .filter(|_| default_routes)
+            .map(|r| Route::new(default_route(r.range.gateway), Some(r.range.gateway)))
+            .collect();
         // Only what configure_pod installs: routes of a family the pod has an address in.
         let extra: Vec<Route> = plan
             .routes

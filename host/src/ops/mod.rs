@@ -1,6 +1,7 @@
 //! The CNI operations. Each one orchestrates the modules below it; none of those call back up here.
 
 pub mod add;
+mod bridge;
 pub mod check;
 pub mod del;
 pub mod gc;

@@ -1,0 +1,124 @@
+//! Bridge mode's node-level part: the bridge and, with `isGateway`, the gateway addresses on it. Both are
+//! shared by every pod of the network and outlive them (like the reference `bridge` plugin, DEL leaves
+//! them), so nothing here records an undo. Many ADDs may race to create them: "already exists" from the
+//! kernel means another ADD won, and its object is used.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use nix::errno::Errno;
+use sha2::{Digest, Sha256};
+
+use crate::cni::conf::NetConf;
+use crate::error::{Error, Result};
+use crate::ipam::Reserved;
+use crate::netlink::{self, LinkInfo, Netlink};
+
+fn nl_err(op: String, e: rtnetlink::Error) -> Error {
+    Error::Netlink(netlink::describe(&op, &e))
+}
+
+/// The bridge's MAC, derived from its name: stable across node reboots and pod churn.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    let d = Sha256::digest(format!("bridge/{name}").as_bytes());
+    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
+}
+
+/// Finds or creates the bridge, up, promiscuous if asked, with the gateway addresses if it is the gateway.
+pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Result<LinkInfo> {
+    let name = conf.bridge_name();
+    let bridge = match node.link(name).await.map_err(|e| nl_err(format!("look up bridge {name}"), e))? {
+        Some(link) => link,
+        None => match node.create_bridge(name, conf.mtu, bridge_mac(name), conf.promisc_mode).await {
+            Ok(()) => {
+                // Ours: DAD off before it comes up, so a v6 gateway is usable at once.
+                crate::sysctl::disable_dad(None, name).or_else(ipv6_disabled)?;
+                lookup(node, name).await?
+            }
+            Err(e) if netlink::is_errno(&e, Errno::EEXIST) => lookup(node, name).await?,
+            Err(e) => return Err(nl_err(format!("create bridge {name}"), e)),
+        },
+    };
+    if bridge.kind.as_deref() != Some("bridge") {
+        return Err(Error::Netlink(format!(
+            "link {name} exists on the node but is not a bridge (kind {}): choose another \"bridge\" name",
+            bridge.kind.as_deref().unwrap_or("none")
+        )));
+    }
+    if !bridge.up {
+        node.set_up(bridge.index).await.map_err(|e| nl_err(format!("set bridge {name} up"), e))?;
+    }
+    if conf.promisc_mode && !bridge.promisc {
+        node.set_promisc(bridge.index).await.map_err(|e| nl_err(format!("set bridge {name} promiscuous"), e))?;
+    }
+    if conf.bridge_is_gateway() {
+        for r in reserved {
+            let gw = IpNet::new(r.range.gateway, r.range.subnet.prefix_len()).expect("prefix from a valid subnet");
+            ensure_address(node, &bridge, gw, conf.force_address).await?;
+        }
+    }
+    Ok(bridge)
+}
+
+/// A node without IPv6 has no accept_dad to turn off, and needs none.
+fn ipv6_disabled(e: Error) -> Result<()> {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    }
+}
+
+async fn lookup(node: &Netlink, name: &str) -> Result<LinkInfo> {
+    node.link(name)
+        .await
+        .map_err(|e| nl_err(format!("look up bridge {name}"), e))?
+        .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished right after it was created")))
+}
+
+/// The reference plugin's rule: the bridge may hold one address per subnet. A different address in the
+/// gateway's subnet is an error, unless `forceAddress` says to replace it.
+async fn ensure_address(node: &Netlink, bridge: &LinkInfo, gw: IpNet, force: bool) -> Result<()> {
+    let have = node.addresses(bridge.index).await.map_err(|e| nl_err(format!("list addresses of {}", bridge.name), e))?;
+    if have.contains(&gw) {
+        return Ok(());
+    }
+    for other in have.iter().filter(|a| same_subnet(a, &gw)) {
+        if !force {
+            return Err(Error::Netlink(format!(
+                "bridge {} already has {other}, not the gateway {gw}: set \"forceAddress\": true to replace it, \
+                 or fix the subnet",
+                bridge.name
+            )));
+        }
+        node.delete_address(bridge.index, *other)
+            .await
+            .map_err(|e| nl_err(format!("remove {other} from {} (forceAddress)", bridge.name), e))?;
+    }
+    match node.add_address(bridge.index, gw, false).await {
+        Ok(()) => Ok(()),
+        Err(e) if netlink::is_errno(&e, Errno::EEXIST) => Ok(()),
+        Err(e) => Err(nl_err(format!("add gateway {gw} to bridge {}", bridge.name), e)),
+    }
+}
+
+/// Link-local v6 addresses (the kernel's own) never count.
+fn same_subnet(a: &IpNet, b: &IpNet) -> bool {
+    let link_local = matches!(a.addr(), IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+    a.addr().is_ipv4() == b.addr().is_ipv4() && (a.contains(&b.addr()) || b.contains(&a.addr())) && !link_local
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_subnet_is_per_family_and_ignores_link_local() {
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(same_subnet(&n("10.0.0.9/24"), &n("10.0.0.1/24")));
+        assert!(!same_subnet(&n("10.0.1.9/24"), &n("10.0.0.1/24")));
+        assert!(!same_subnet(&n("fe80::1/64"), &n("fe80::2/64")));
+        assert!(same_subnet(&n("fd00::9/64"), &n("fd00::1/64")));
+        assert_eq!(bridge_mac("cni0"), bridge_mac("cni0"));
+        assert_eq!(bridge_mac("cni0")[0] & 0x03, 0x02, "locally administered unicast");
+    }
+}
