@@ -14,6 +14,7 @@ pub mod code {
     pub const INVALID_CONFIG: u32 = 7;
     pub const TRY_AGAIN: u32 = 11;
     pub const NOT_AVAILABLE: u32 = 50;
+    pub const LIMITED_RESOURCES: u32 = 51;
     pub const NETLINK: u32 = 100;
     pub const IPAM_EXHAUSTED: u32 = 101;
     pub const IPAM_DUPLICATE: u32 = 102;
@@ -44,6 +45,9 @@ pub enum Error {
     TryAgain(String),
     #[error("{0}")]
     NotAvailable(String),
+    /// STATUS: up, but cannot take an ADD now (the address pool is full).
+    #[error("{0}")]
+    LimitedResources(String),
     #[error("{0}")]
     Netlink(String),
     #[error(transparent)]
@@ -75,6 +79,7 @@ impl Error {
             Error::InvalidConfig(_) => code::INVALID_CONFIG,
             Error::TryAgain(_) => code::TRY_AGAIN,
             Error::NotAvailable(_) => code::NOT_AVAILABLE,
+            Error::LimitedResources(_) => code::LIMITED_RESOURCES,
             Error::Netlink(_) => code::NETLINK,
             Error::Ipam(I::Exhausted { .. }) => code::IPAM_EXHAUSTED,
             Error::Ipam(I::Duplicate { .. }) => code::IPAM_DUPLICATE,

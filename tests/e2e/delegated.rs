@@ -67,3 +67,82 @@ fn static_ipam_and_plugin_errors_pass_through() {
     assert!(err["msg"].as_str().unwrap().contains("IPAM plugin static failed"), "{err}");
     node.assert_clean();
 }
+
+#[test]
+fn check_is_forwarded_to_the_ipam_plugin() {
+    let node = Node::new("10.99.0.0/24");
+    let pod = Ns::new("pod");
+    let data = node.dir.path().join("host-local");
+    let mut conf = delegated(&node, json!({"type": "host-local", "subnet": "10.99.0.0/24", "dataDir": data}));
+    conf["cniVersion"] = json!("1.0.0");
+    let res = node.cni("ADD", &conf, "hlchk", Some(&pod.path()), "eth0").ok().clone();
+    let mut check = conf.clone();
+    check["prevResult"] = res.clone();
+    node.cni("CHECK", &check, "hlchk", Some(&pod.path()), "eth0").succeeded();
+    // Only host-local knows its reservation: a failing CHECK proves it was asked.
+    std::fs::remove_file(data.join(&node.network).join(pod_ip(&res))).unwrap();
+    let err = node.cni("CHECK", &check, "hlchk", Some(&pod.path()), "eth0").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains("IPAM plugin host-local failed"), "{err}");
+    node.cni("DEL", &conf, "hlchk", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+}
+
+/// An IPAM plugin that speaks 1.1 (Debian's reference plugins stop at 1.0.0): it logs every command, and
+/// its STATUS fails with 51 while a FULL file exists.
+fn fake_ipam_1_1(dir: &std::path::Path) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        r#"#!/bin/sh
+d={d}
+echo "$CNI_COMMAND" >> $d/calls
+case "$CNI_COMMAND" in
+VERSION) echo '{{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}}' ;;
+ADD) echo '{{"cniVersion":"1.1.0","ips":[{{"address":"10.91.0.5/24","gateway":"10.91.0.1"}}]}}' ;;
+STATUS) if [ -e $d/FULL ]; then echo '{{"cniVersion":"1.1.0","code":51,"msg":"fake pool full"}}'; exit 1; fi ;;
+GC) cat > $d/gc-stdin ;;
+esac
+"#,
+        d = dir.display()
+    );
+    let path = bin.join("fake-ipam");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn status_and_gc_are_forwarded_to_an_ipam_plugin_that_speaks_1_1_and_skipped_for_older_ones() {
+    let node = Node::new("10.91.0.0/24");
+    let bin = fake_ipam_1_1(node.dir.path());
+    let mut conf = delegated(&node, json!({"type": "fake-ipam"}));
+    conf["cniVersion"] = json!("1.1.0");
+    let run = |command: &str, conf: &serde_json::Value| {
+        let env = [
+            ("CNI_COMMAND", command.to_string()),
+            ("CNI_PATH", format!("{}:/usr/lib/cni", bin.display())),
+        ]
+        .into();
+        node.spawn_cni(&env, conf).wait()
+    };
+    let calls = || std::fs::read_to_string(node.dir.path().join("calls")).unwrap_or_default();
+    run("STATUS", &conf).succeeded();
+    assert!(calls().contains("STATUS"), "STATUS was not forwarded: {}", calls());
+    std::fs::write(node.dir.path().join("FULL"), b"").unwrap();
+    let err = run("STATUS", &conf).err().clone();
+    assert_eq!(err["code"], 51, "the plugin's code is passed on: {err}");
+    assert!(err["msg"].as_str().unwrap().contains("fake pool full"), "{err}");
+
+    conf["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    run("GC", &conf).succeeded();
+    let gc_in = std::fs::read_to_string(node.dir.path().join("gc-stdin")).expect("GC forwarded");
+    assert!(gc_in.contains("\"keep\""), "the plugin gets the valid attachments: {gc_in}");
+
+    // Debian's host-local stops at 1.0.0: STATUS and GC are not forwarded (it would fail them as unknown).
+    let mut hl = delegated(&node, json!({"type": "host-local", "subnet": "10.91.0.0/24", "dataDir": node.dir.path().join("hl")}));
+    hl["cniVersion"] = json!("1.1.0");
+    run("STATUS", &hl).succeeded();
+    hl["cni.dev/valid-attachments"] = json!([]);
+    run("GC", &hl).succeeded();
+}

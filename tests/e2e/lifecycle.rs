@@ -109,6 +109,21 @@ fn status_reports_ready_and_names_an_unusable_state_dir() {
 }
 
 #[test]
+fn status_says_limited_resources_when_the_pool_is_full() {
+    let node = Node::new("10.68.0.0/30");
+    let conf = node.conf("1.1.0");
+    node.cni("STATUS", &conf, "", None, "").succeeded();
+    let pod = Ns::new("full");
+    node.cni("ADD", &conf, "full", Some(&pod.path()), "eth0").ok();
+    let err = node.cni("STATUS", &conf, "", None, "").err().clone();
+    assert_eq!(err["code"], 51, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("no free address"), "{err}");
+    node.cni("DEL", &conf, "full", Some(&pod.path()), "eth0").succeeded();
+    node.cni("STATUS", &conf, "", None, "").succeeded();
+    node.assert_clean();
+}
+
+#[test]
 fn gc_removes_exactly_the_attachments_not_listed() {
     let node = Node::new("10.70.0.0/24");
     let (keep, stale) = (Ns::new("keep"), Ns::new("stale"));

@@ -9,7 +9,8 @@
 # and the end compares the host's links, iptables, netns, mounts and cgroups with a snapshot of the start.
 #
 # Checks: two containers on the wasmcni network get addresses, host veths, records and reservations; they
-# ping each other; `-p 8080:80` works through the chained portmap plugin; `podman rm -f` leaves nothing.
+# ping each other; `-p 8080:80` works through the chained portmap plugin (from outside the node, from the
+# node itself and from a pod); `podman rm -f` leaves nothing in the node; nothing is left on the host.
 #
 # Usage: tests/podman/run.sh            (WASMCNI_BIN overrides the binary, default target/debug/wasmcni)
 set -euo pipefail
@@ -84,10 +85,10 @@ if [ "${1:-}" = --inner ]; then
     # Connect to a non-loopback node address (portmap's DNAT of 127.0.0.1 would need route_localnet):
     # from the client netns (PREROUTING), from the node itself (OUTPUT) and from a pod (hairpin: portmap
     # marks connections from the pod subnet for masquerade).
-    fetch() {   # retry: the listener loop may be between two nc runs
+    fetch() {   # fetch NC-COMMAND...; retry: the listener loop may be between two nc runs
         local r=""
         for _ in 1 2 3 4 5; do
-            r=$("$@" nc -w 3 "$NODE_IP" 8080 </dev/null 2>/dev/null || true)
+            r=$("$@" -w 3 "$NODE_IP" 8080 </dev/null 2>/dev/null || true)
             [ "$r" = hi ] && break; sleep 0.5
         done
         echo "$r"
@@ -98,9 +99,9 @@ if [ "${1:-}" = --inner ]; then
     check "portmap's DNAT chain for web: 8080 -> ${IP[web]}:80"
     for from in "client netns" "node itself" "pod c1"; do
         case $from in
-            client*) reply=$(fetch nsenter --net=/proc/$$/fd/7) ;;
-            node*) reply=$(fetch) ;;
-            pod*) reply=$(fetch podman exec c1) ;;
+            client*) reply=$(fetch nsenter --net=/proc/$$/fd/7 busybox nc) ;;
+            node*) reply=$(fetch busybox nc) ;;
+            pod*) reply=$(fetch podman exec c1 nc) ;;
         esac
         [ "$reply" = hi ] || fail "no 'hi' from $NODE_IP:8080 in the $from (got '$reply')"
         check "reply '$reply' from $NODE_IP:8080, connecting from the $from"
@@ -132,7 +133,7 @@ fi
 [ "$(id -u)" = 0 ] || fail "needs root"
 [ -x "$WASMCNI_BIN" ] || fail "no wasmcni binary at $WASMCNI_BIN (set WASMCNI_BIN or build it)"
 need=()
-for pkg in podman runc busybox-static containernetworking-plugins iptables netcat-openbsd; do
+for pkg in podman runc busybox-static containernetworking-plugins iptables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")   # busybox-static: the image needs a static busybox
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -204,10 +205,12 @@ ip -n "$CLIENT" addr add "$CLIENT_IP/24" dev eth0
 ip -n "$CLIENT" link set eth0 up
 ip -n "$CLIENT" link set lo up
 
-# CNI bin dir: wasmcni under its own name (runtimes find plugins by "type") beside Debian's portmap.
+# CNI bin dir: wasmcni under its own name (runtimes find plugins by "type") beside Debian's portmap. A hard
+# link where possible: a cargo build meanwhile replaces target/debug/wasmcni, not the inode this run uses.
 mkdir -p "$T/cni-bin" "$T/net.d" "$T/root" "$T/runroot" "$T/tmp" "$T/libpod" "$T/state" "$T/ipam" \
          "$T/rootfs/bin" "$T/rootfs/etc" "$T/rootfs/tmp"
-ln -s "$(readlink -f "$WASMCNI_BIN")" "$T/cni-bin/wasmcni"
+bin=$(readlink -f "$WASMCNI_BIN")
+ln "$bin" "$T/cni-bin/wasmcni" 2>/dev/null || ln -s "$bin" "$T/cni-bin/wasmcni"
 ln -s /usr/lib/cni/portmap "$T/cni-bin/portmap"
 cat > "$T/net.d/$NET.conflist" <<EOF
 {"cniVersion":"1.0.0","name":"$NET","plugins":[
@@ -254,7 +257,7 @@ unshare --mount --propagation private -- nsenter --net="/run/netns/$NODE" -- bas
 wait $!
 
 echo "==> 5. nothing left on the host"
-remove_cgroups || fail "processes still in our cgroups: $(our_pids | xargs -r ps -o pid,stat,cmd -p)"
+remove_cgroups || fail "cgroups $(our_cgroups | tr '\n' ' ')still busy, pids: $(our_pids | tr '\n' ' ')"
 left=$(ip netns pids "$NODE")
 [ -z "$left" ] || fail "processes still run in the node netns: $(echo $left)"
 ip netns del "$NODE"; ip netns del "$CLIENT"

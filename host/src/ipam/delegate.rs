@@ -39,6 +39,15 @@ impl Invocation {
         })
     }
 
+    /// Whether the plugin speaks `version` (its VERSION answer): STATUS and GC exist only from 1.1.0, and a
+    /// plugin that predates them would fail them as unknown commands.
+    pub fn supports(&self, version: &str) -> Result<bool, Error> {
+        let mut probe = self.clone();
+        probe.conf = serde_json::json!({"cniVersion": version});
+        let reply = probe.exec("VERSION")?.unwrap_or(Value::Null);
+        Ok(reply["supportedVersions"].as_array().is_some_and(|v| v.iter().any(|x| x == version)))
+    }
+
     /// Runs `command`; Ok(Some(result)) for ADD, Ok(None) for commands that print nothing.
     pub fn exec(&self, command: &str) -> Result<Option<Value>, Error> {
         let binary = self.find()?;
@@ -55,7 +64,11 @@ impl Invocation {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io)?;
-        child.stdin.take().expect("piped").write_all(self.conf.to_string().as_bytes()).map_err(io)?;
+        // A plugin may exit without reading its config (VERSION): a closed pipe is not our error.
+        match child.stdin.take().expect("piped").write_all(self.conf.to_string().as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(io(e)),
+            _ => {}
+        }
         let out = child.wait_with_output().map_err(io)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);

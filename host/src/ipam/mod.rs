@@ -76,6 +76,21 @@ pub fn reserve(
     Ok(out)
 }
 
+/// The range sets with no free address left (STATUS reports them: an ADD would fail).
+pub fn full_sets(cfg: &IpamConfig, network: &str) -> Result<Vec<String>, Error> {
+    if !cfg.data_dir.join(network).exists() {
+        return Ok(Vec::new());
+    }
+    let store = Store::open(&cfg.data_dir, network)?;
+    let mut full = Vec::new();
+    for (index, set) in cfg.ranges.iter().enumerate() {
+        if allocate(set, store.last_reserved(index), None, |ip| store.is_reserved(ip))?.is_none() {
+            full.push(allocator::describe(set));
+        }
+    }
+    Ok(full)
+}
+
 /// Releases whatever `id`/`ifname` holds; nothing held is success (DEL must be idempotent).
 pub fn release(data_dir: &std::path::Path, network: &str, id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
     if !data_dir.join(network).exists() {

@@ -96,6 +96,14 @@ pub fn run(req: &Request) -> Result<()> {
                     }
                 }
             }
+            // The IPAM plugin checks its own state (host-local: the reservation) with the same config.
+            Undo::DelegatedIpam { .. } => {
+                if let Ok(super::add::IpamMode::Plugin { invocation, .. }) = super::add::ipam_mode(req) {
+                    if let Err(e) = invocation.exec("CHECK") {
+                        missing.push(e.to_string());
+                    }
+                }
+            }
             _ => {}
         }
     }

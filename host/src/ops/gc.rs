@@ -68,6 +68,18 @@ pub fn run(req: &Request) -> Result<()> {
             }
         }
     }
+    // A delegated IPAM plugin that knows GC gets the same list and cleans what only it knows about.
+    if let Ok(super::add::IpamMode::Plugin { invocation, .. }) = super::add::ipam_mode(req) {
+        match invocation.supports("1.1.0") {
+            Ok(true) => {
+                if let Err(e) = invocation.exec("GC") {
+                    errors.push(e.to_string());
+                }
+            }
+            Ok(false) => log::info!("IPAM plugin {} predates GC: its stale attachments were DELeted above", invocation.plugin),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
