@@ -16,6 +16,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The podman interop test (tests/podman/run.sh): podman 4.3 with runc (Debian's crun refuses hybrid cgroups)
+# and a static busybox for its image. No recommends: buildah, slirp4netns, fuse-overlayfs are not needed.
+need_pod=()
+for pkg in podman runc busybox-static; do dpkg -s "$pkg" >/dev/null 2>&1 || need_pod+=("$pkg"); done
+if [ ${#need_pod[@]} -gt 0 ]; then
+    echo "==> installing ${need_pod[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pod[@]}" >/dev/null
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi

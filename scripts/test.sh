@@ -13,6 +13,9 @@ bash example-hooks/build.sh >/dev/null
 echo "==> cargo test (unit + kernel e2e, hooks included)"
 cargo test --locked 2>&1
 
+echo "==> podman 4.3 (CNI backend) as a client of wasmcni, in its own node netns"
+WASMCNI_BIN=target/debug/wasmcni bash tests/podman/run.sh
+
 echo "==> native unit tests of the examples not in Rust (the Rust ones ran under cargo test)"
 for t in example-hooks/*/test.sh; do bash "$t"; done
 
