@@ -257,6 +257,38 @@ fn gc_removes_hook_chains_of_stale_attachments() {
 }
 
 #[test]
+fn gc_finds_chains_veths_and_addresses_that_have_no_record() {
+    let node = Node::new("10.92.0.0/24");
+    let (keep, leaked) = (Ns::new("keep"), Ns::new("leak"));
+    let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": 9});
+    let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
+    add(&node, &conf, &keep, "keep").ok();
+    let leaked_ip = pod_ip(add(&node, &conf, &leaked, "leaked").ok());
+    // What a crash before the record, or an older plugin, leaves: everything but the record.
+    let record = node.records().into_iter().find(|p| p.to_string_lossy().contains("leaked")).expect("record");
+    std::fs::remove_file(record).unwrap();
+    let masq = wasmcni::firewall::chain_name(&node.network, "leaked");
+    let hook_chain = wasmcni::firewall::hookrules::HookChain::new(&node.network, "leaked", "eth0", "guard", vec![]).chain;
+    assert!(node.ns.iptables_save().contains(&masq) && node.ns.iptables_save().contains(&hook_chain));
+    assert_eq!(node.host_veths().len(), 2);
+
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    node.cni("GC", &gc, "", None, "").succeeded();
+    let saved = node.ns.iptables_save();
+    assert!(!saved.contains(&masq), "leaked masquerade chain left: {saved}");
+    assert!(!saved.contains(&hook_chain), "leaked hook chain left: {saved}");
+    assert_eq!(node.host_veths().len(), 1, "leaked veth left: {:?}", node.host_veths());
+    assert!(!leaked.links().contains("eth0"));
+    assert!(!node.reserved_ips().contains(&leaked_ip));
+    assert!(keep.ping("10.92.0.1"), "GC must leave the live attachment working");
+    assert!(saved.contains(&wasmcni::firewall::chain_name(&node.network, "keep")));
+    del(&node, &conf, &keep, "keep");
+    node.assert_clean();
+}
+
+#[test]
 fn hook_compile_fills_the_cache_ahead_of_time() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().to_str().unwrap();

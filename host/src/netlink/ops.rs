@@ -28,6 +28,8 @@ pub struct LinkInfo {
     /// The bridge (or bond) this link is a port of.
     pub controller: Option<u32>,
     pub promisc: bool,
+    /// IFLA_IFALIAS: wasmcni writes the attachment into its node-side veths, so GC can find leaked ones.
+    pub alias: Option<String>,
 }
 
 impl LinkInfo {
@@ -41,6 +43,7 @@ impl LinkInfo {
             kind: None,
             controller: None,
             promisc: m.header.flags.contains(LinkFlags::Promisc),
+            alias: None,
         };
         for attr in &m.attributes {
             match attr {
@@ -50,6 +53,7 @@ impl LinkInfo {
                 }
                 LinkAttribute::Mtu(m) => info.mtu = Some(*m),
                 LinkAttribute::Controller(c) => info.controller = Some(*c),
+                LinkAttribute::IfAlias(a) => info.alias = Some(a.clone()),
                 LinkAttribute::LinkInfo(infos) => {
                     info.kind = infos.iter().find_map(|i| match i {
                         LinkInfoNla::Kind(k) => Some(k.to_string()),
@@ -122,6 +126,11 @@ impl Netlink {
         Ok(Netlink { handle: nl })
     }
 
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, RtError> {
+        let msgs: Vec<_> = self.handle.link().get().execute().try_collect().await?;
+        Ok(msgs.iter().map(LinkInfo::from_message).collect())
+    }
+
     pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, RtError> {
         let mut stream = self.handle.link().get().match_name(name.to_string()).execute();
         match stream.try_next().await {
@@ -165,6 +174,11 @@ impl Netlink {
             msg = msg.mtu(mtu);
         }
         self.handle.link().add(msg.build()).execute().await
+    }
+
+    /// The kernel ignores IFLA_IFALIAS when it creates a link: set it afterwards.
+    pub async fn set_alias(&self, index: u32, alias: &str) -> Result<(), RtError> {
+        self.handle.link().set(LinkUnspec::new_with_index(index).alias(alias).build()).execute().await
     }
 
     pub async fn set_promisc(&self, index: u32) -> Result<(), RtError> {

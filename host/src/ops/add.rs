@@ -365,7 +365,13 @@ impl Wiring<'_> {
         let host_link = self.node.link(&host).await.map_err(|e| nl_err(format!("look up {host}"), e))?;
         let pod_link = pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?;
         match (host_link, pod_link) {
-            (Some(h), Some(p)) => Ok((h, p)),
+            (Some(h), Some(p)) => {
+                // The attachment, written into the node end, lets GC find it should the record be lost.
+                let r = self.req;
+                let alias = super::leaks::veth_alias(&r.conf.name, &r.container_id, &r.ifname);
+                self.node.set_alias(h.index, &alias).await.map_err(|e| nl_err(format!("set alias of {host}"), e))?;
+                Ok((h, p))
+            }
             _ => Err(Error::Netlink(format!("veth {host}/{ifname} vanished right after it was created"))),
         }
     }

@@ -1,16 +1,18 @@
 //! GC (CNI 1.1): remove every attachment of this network that the runtime no longer lists in
-//! `cni.dev/valid-attachments`: recorded ones through their undo steps, and IP reservations without a
-//! record. Keeps going past errors and reports them all at the end.
+//! `cni.dev/valid-attachments`: recorded ones through their undo steps; then masquerade chains, hook chains,
+//! veths and IP reservations that no record explains, found by our naming. Keeps going past errors and
+//! reports them all at the end.
 
 use std::collections::HashSet;
 
 use serde_json::Value;
 
+use super::leaks;
 use super::record::Record;
-use super::rollback::Undoer;
+use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
-use crate::firewall::Iptables;
+use crate::firewall::{Family, Iptables};
 use crate::netlink::Netlink;
 
 pub fn run(req: &Request) -> Result<()> {
@@ -36,6 +38,12 @@ pub fn run(req: &Request) -> Result<()> {
             kept.insert((rec.container_id.clone(), rec.ifname.clone()));
         }
         errors.extend(errs);
+    }
+    // Chains and veths that no record explains, found by our naming.
+    let leaked = rt.block_on(find_leaks(&node, &req.conf.name, &kept, &mut errors));
+    if !leaked.is_empty() {
+        log::info!("gc: removing {} leaked chains/veths without a record", leaked.len());
+        errors.extend(rt.block_on(undoer.unwind(&leaked)));
     }
     // Reservations that no record explains (older plugins, crashes between reserve and record).
     if let Ok(ipam) = super::add::builtin_ipam(req) {
@@ -85,6 +93,35 @@ pub fn run(req: &Request) -> Result<()> {
     } else {
         Err(Error::TryAgain(format!("GC left work undone: {}", errors.join("; "))))
     }
+}
+
+/// Undo steps for everything of `network` carrying our naming whose attachment is not kept.
+async fn find_leaks(node: &Netlink, network: &str, kept: &HashSet<(String, String)>, errors: &mut Vec<String>) -> Vec<Undo> {
+    let mut found = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        match Iptables.save(family, None) {
+            Ok(saved) => {
+                found.extend(leaks::masquerade(network, &saved, family));
+                found.extend(leaks::hook_chains(network, &saved, family));
+            }
+            // A node without ip6tables has no v6 chains to leak.
+            Err(e) if family == Family::V6 => log::debug!("gc: no ip6tables to look at: {e}"),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match node.links().await {
+        Ok(links) => found.extend(leaks::veths(network, &links)),
+        Err(e) => errors.push(crate::netlink::describe("list links", &e)),
+    }
+    found
+        .into_iter()
+        .filter(|l| match &l.ifname {
+            Some(ifname) => !kept.contains(&(l.container_id.clone(), ifname.clone())),
+            None => !kept.iter().any(|(id, _)| *id == l.container_id),
+        })
+        .inspect(|l| log::info!("gc: leaked without a record: {:?}", l.undo))
+        .map(|l| l.undo)
+        .collect()
 }
 
 /// Spec 1.1 names the key `cni.dev/valid-attachments`; early drafts and some runtimes used

@@ -5,6 +5,7 @@ mod bridge;
 pub mod check;
 pub mod del;
 pub mod gc;
+mod leaks;
 pub mod plan;
 pub mod record;
 pub mod rollback;
