@@ -86,3 +86,22 @@ fn cli_explains_common_mistakes() {
     assert!(out.contains("no network configuration on stdin"), "{out}");
     node.assert_clean();
 }
+
+#[test]
+fn exec_check_honours_the_lists_disable_check() {
+    let node = Node::new("10.77.0.0/24");
+    let pod = Ns::new("pod");
+    let mut plugin = node.conf("1.1.0");
+    plugin.as_object_mut().unwrap().remove("cniVersion");
+    plugin.as_object_mut().unwrap().remove("name");
+    let netns = pod.path().display().to_string();
+    let mut list = json!({"cniVersion": "1.1.0", "name": node.network, "plugins": [plugin]});
+    // Nothing was added: CHECK fails when it runs...
+    let (code, _, _) = cli(&node, &["exec", "check", "--netns", &netns], &list.to_string());
+    assert_ne!(code, 0);
+    // ...and is not run at all when the list opts out, as a runtime would do.
+    list["disableCheck"] = json!(true);
+    let (code, out, err) = cli(&node, &["exec", "check", "--netns", &netns], &list.to_string());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty() && err.contains("disableCheck"), "{out} {err}");
+}

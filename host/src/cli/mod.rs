@@ -95,6 +95,11 @@ fn exec(a: ExecArgs, binary_name: &str) -> anyhow::Result<i32> {
     } else {
         raw = std::fs::read(&a.config).with_context(|| format!("reading {}", a.config))?;
     }
+    if let Some(key) = disabled_by_list(&raw, verb) {
+        // What a runtime does: the list opts out, so the plugin is never called and the answer is success.
+        eprintln!("wasmcni: the conflist sets {key}: a runtime would not call {verb}; nothing run, exit 0");
+        return Ok(0);
+    }
     let stdin = plugin_config(&raw, binary_name)?;
     let mut env = HashMap::new();
     env.insert("CNI_COMMAND".to_string(), verb.to_string());
@@ -112,6 +117,19 @@ fn exec(a: ExecArgs, binary_name: &str) -> anyhow::Result<i32> {
     }
     eprintln!("wasmcni: {verb} exited with {}", out.exit_code);
     Ok(out.exit_code)
+}
+
+/// The spec's list-level opt-outs: `disableCheck` (CHECK) and, since 1.1, `disableGC` (GC).
+fn disabled_by_list(raw: &[u8], verb: &str) -> Option<&'static str> {
+    let v: Value = serde_json::from_slice(raw).ok()?;
+    v.get("plugins")?;
+    let key = match verb {
+        "CHECK" => "disableCheck",
+        "GC" => "disableGC",
+        _ => return None,
+    };
+    // Older runtimes wrote the flag as a string.
+    matches!(v.get(key), Some(Value::Bool(true))).then_some(key).or_else(|| (v.get(key)?.as_str()? == "true").then_some(key))
 }
 
 /// A conflist is reduced to our plugin's entry with the list's `cniVersion` and `name` merged in, which is
@@ -156,6 +174,17 @@ mod tests {
         assert_eq!(v["ipMasq"], true);
         let err = plugin_config(br#"{"name":"x","plugins":[{"type":"bridge"}]}"#, "wasmcni").unwrap_err();
         assert!(err.to_string().contains("no valid plugins found"));
+    }
+
+    #[test]
+    fn disable_check_and_disable_gc_skip_those_verbs_only() {
+        let list = br#"{"cniVersion":"1.1.0","name":"n","disableCheck":true,"disableGC":"true","plugins":[{"type":"wasmcni"}]}"#;
+        assert_eq!(disabled_by_list(list, "CHECK"), Some("disableCheck"));
+        assert_eq!(disabled_by_list(list, "GC"), Some("disableGC"));
+        assert_eq!(disabled_by_list(list, "ADD"), None);
+        assert_eq!(disabled_by_list(br#"{"name":"n","plugins":[]}"#, "CHECK"), None);
+        // A single plugin config has no list-level flags.
+        assert_eq!(disabled_by_list(br#"{"name":"n","type":"wasmcni","disableCheck":true}"#, "CHECK"), None);
     }
 
     #[test]
