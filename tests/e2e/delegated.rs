@@ -87,8 +87,8 @@ fn check_is_forwarded_to_the_ipam_plugin() {
     node.assert_clean();
 }
 
-/// An IPAM plugin that speaks 1.1 (Debian's reference plugins stop at 1.0.0): it logs every command, and
-/// its STATUS fails with 51 while a FULL file exists.
+/// An IPAM plugin that speaks 1.1 (Debian's reference plugins stop at 1.0.0): it logs every command, its
+/// STATUS fails with 51 while a FULL file exists, and its DEL of container "stuck" always fails.
 fn fake_ipam_1_1(dir: &std::path::Path) -> std::path::PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -98,7 +98,9 @@ d={d}
 echo "$CNI_COMMAND" >> $d/calls
 case "$CNI_COMMAND" in
 VERSION) echo '{{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}}' ;;
-ADD) echo '{{"cniVersion":"1.1.0","ips":[{{"address":"10.91.0.5/24","gateway":"10.91.0.1"}}]}}' ;;
+ADD) case "$CNI_CONTAINERID" in stuck) ip=10.91.0.5 ;; *) ip=10.91.0.6 ;; esac
+    echo '{{"cniVersion":"1.1.0","ips":[{{"address":"'$ip'/24","gateway":"10.91.0.1"}}]}}' ;;
+DEL) if [ "$CNI_CONTAINERID" = stuck ]; then echo '{{"cniVersion":"1.1.0","code":11,"msg":"store busy"}}'; exit 1; fi ;;
 STATUS) if [ -e $d/FULL ]; then echo '{{"cniVersion":"1.1.0","code":51,"msg":"fake pool full"}}'; exit 1; fi ;;
 GC) cat > $d/gc-stdin ;;
 esac
@@ -145,4 +147,35 @@ fn status_and_gc_are_forwarded_to_an_ipam_plugin_that_speaks_1_1_and_skipped_for
     run("STATUS", &hl).succeeded();
     hl["cni.dev/valid-attachments"] = json!([]);
     run("GC", &hl).succeeded();
+}
+
+#[test]
+fn gc_keeps_going_past_a_failing_step_and_keeps_that_record_for_a_retry() {
+    let node = Node::new("10.91.0.0/24");
+    let bin = fake_ipam_1_1(node.dir.path());
+    let mut conf = delegated(&node, json!({"type": "fake-ipam"}));
+    conf["cniVersion"] = json!("1.1.0");
+    let env = |command: &str, id: &str, pod: Option<&Ns>| {
+        [
+            ("CNI_COMMAND", command.to_string()),
+            ("CNI_CONTAINERID", id.to_string()),
+            ("CNI_NETNS", pod.map(|p| p.path().display().to_string()).unwrap_or_default()),
+            ("CNI_IFNAME", "eth0".to_string()),
+            ("CNI_PATH", format!("{}:/usr/lib/cni", bin.display())),
+        ]
+        .into()
+    };
+    let (stuck, fine) = (Ns::new("stuck"), Ns::new("fine"));
+    node.spawn_cni(&env("ADD", "stuck", Some(&stuck)), &conf).wait().ok();
+    node.spawn_cni(&env("ADD", "fine", Some(&fine)), &conf).wait().ok();
+    conf["cni.dev/valid-attachments"] = json!([]);
+    let err = node.spawn_cni(&env("GC", "", None), &conf).wait().err().clone();
+    assert_eq!(err["code"], 11, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("store busy"), "{err}");
+    // The failing attachment did not stop the other one: everything of "fine" is gone.
+    assert!(!fine.links().contains("eth0"));
+    let records: Vec<String> = node.records().iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains("stuck"), "the failed attachment keeps its record for the retry: {records:?}");
+    assert!(node.host_veths().is_empty(), "both veths go (only the IPAM step failed)");
 }

@@ -86,6 +86,16 @@ fn check_passes_then_names_what_was_removed() {
     check_conf["prevResult"] = res.clone();
     node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").succeeded();
 
+    // Routes removed by hand, in the pod and on the node, are named.
+    pod.ip(&["route", "del", "default"]);
+    let host = res["interfaces"][0]["name"].as_str().unwrap();
+    node.ns.ip(&["route", "del", &format!("{}/32", pod_ip(&res)), "dev", host]);
+    let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("route 0.0.0.0/0 via 10.68.0.1 is missing"), "{err}");
+    assert!(msg.contains(&format!("node route {}/32 dev {host} is missing", pod_ip(&res))), "{err}");
+    assert_eq!(err["code"], 105);
+
     let addr = res["ips"][0]["address"].as_str().unwrap();
     pod.ip(&["addr", "del", addr, "dev", "eth0"]);
     let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
@@ -144,6 +154,22 @@ fn gc_removes_exactly_the_attachments_not_listed() {
 }
 
 #[test]
+fn gc_reads_the_draft_key_cni_dev_attachments_too() {
+    let node = Node::new("10.71.0.0/24");
+    let (keep, stale) = (Ns::new("keep"), Ns::new("stale"));
+    node.add(&keep, "keep").ok();
+    node.add(&stale, "stale").ok();
+    let mut conf = node.conf("1.1.0");
+    conf["cni.dev/attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    node.cni("GC", &conf, "", None, "").succeeded();
+    assert_eq!(node.records().len(), 1);
+    assert_eq!(node.host_veths().len(), 1);
+    assert!(keep.ping("10.71.0.1"));
+    node.del(&keep, "keep").succeeded();
+    node.assert_clean();
+}
+
+#[test]
 fn runtime_config_ips_and_mac_are_honoured() {
     let node = Node::new("10.93.0.0/24");
     let pod = Ns::new("pod");
@@ -154,6 +180,12 @@ fn runtime_config_ips_and_mac_are_honoured() {
     assert_eq!(res["interfaces"][1]["mac"], "02:11:22:33:44:55");
     assert!(pod.ip(&["link", "show", "eth0"]).contains("link/ether 02:11:22:33:44:55"));
     node.cni("DEL", &conf, "caps", Some(&pod.path()), "eth0").succeeded();
+
+    // args.cni.ips (the convention of the reference plugins for the same capability).
+    let mut args = node.conf("1.0.0");
+    args["args"] = json!({"cni": {"ips": ["10.93.0.44"]}});
+    assert_eq!(pod_ip(node.cni("ADD", &args, "caps", Some(&pod.path()), "eth0").ok()), "10.93.0.44");
+    node.cni("DEL", &args, "caps", Some(&pod.path()), "eth0").succeeded();
 
     let mut taken = node.conf("1.0.0");
     taken["runtimeConfig"] = json!({"ips": ["10.93.0.1"]});

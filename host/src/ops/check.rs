@@ -9,6 +9,7 @@ use crate::cni::result::CniResult;
 use crate::error::{Error, Result};
 use crate::firewall::Iptables;
 use crate::ipam::Store;
+use crate::netaddr::host_net;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 
@@ -38,8 +39,22 @@ pub fn run(req: &Request) -> Result<()> {
     let pod = Netlink::connect_in(&rt, &pod_ns)?;
     rt.block_on(async {
         match node.link(&rec.host_veth).await {
-            Ok(Some(l)) if l.up => {}
-            Ok(Some(_)) => missing.push(format!("host veth {} is down", rec.host_veth)),
+            Ok(Some(l)) => {
+                if !l.up {
+                    missing.push(format!("host veth {} is down", rec.host_veth));
+                }
+                // Routed (ptp) pods: the node reaches each pod address through a host route on the veth. A
+                // bridged attachment's result lists the bridge too, and the subnet route is the bridge's.
+                if rec.result.interfaces.len() == 2 {
+                    for ip in &rec.result.ips {
+                        let table = node.routes(ip.address.addr().is_ipv6()).await.unwrap_or_default();
+                        let dst = host_net(ip.address.addr());
+                        if !table.iter().any(|t| t.dst == dst && t.oif == Some(l.index)) {
+                            missing.push(format!("node route {dst} dev {} is missing", rec.host_veth));
+                        }
+                    }
+                }
+            }
             _ => missing.push(format!("host veth {} is missing", rec.host_veth)),
         }
         match pod.link(&req.ifname).await {
