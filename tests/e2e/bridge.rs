@@ -138,6 +138,7 @@ fn without_is_gateway_the_bridge_has_no_address_and_a_non_bridge_name_is_refused
     let ra = node.cni("ADD", &conf, "ng-a", Some(&a.path()), "eth0").ok().clone();
     let rb = node.cni("ADD", &conf, "ng-b", Some(&b.path()), "eth0").ok().clone();
     assert!(node.ns.ip(&["-o", "-4", "addr", "show", "dev", &br]).is_empty(), "the bridge got an address");
+    assert!(!a.ip(&["route", "show"]).contains("default"), "no isDefaultGateway, no ipam route: no default route");
     assert!(ra["routes"].as_array().is_none_or(|r| r.is_empty()), "{ra}");
     assert!(a.ping(&pod_ip(&rb)), "pods on one bridge reach each other at L2");
     node.cni("DEL", &conf, "ng-a", Some(&a.path()), "eth0").succeeded();
@@ -155,4 +156,23 @@ fn without_is_gateway_the_bridge_has_no_address_and_a_non_bridge_name_is_refused
     ptp["hairpinMode"] = json!(true);
     let err = node.cni("ADD", &ptp, "ng-d", Some(&a.path()), "eth0").err().clone();
     assert_eq!(err["code"], 7, "{err}");
+}
+
+#[test]
+fn a_default_route_from_ipam_routes_is_installed_without_is_default_gateway() {
+    // podman's stock bridge config: isGateway, and the default route comes from ipam.routes.
+    let node = Node::new("10.74.0.0/24");
+    let br = bridge_name("i");
+    let mut conf = bridge_conf(&node, &br, json!({"isGateway": true}));
+    conf["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}]);
+    let pod = Ns::new("iroute");
+    let res = node.cni("ADD", &conf, "iroute", Some(&pod.path()), "eth0").ok().clone();
+    let routes = pod.ip(&["route", "show"]);
+    assert!(routes.contains("default via 10.74.0.1 dev eth0"), "{routes}");
+    assert_eq!(node.upstream_sees(&pod).ip().to_string(), NODE_UPLINK_IP);
+    let mut check = conf.clone();
+    check["prevResult"] = res;
+    node.cni("CHECK", &check, "iroute", Some(&pod.path()), "eth0").succeeded();
+    node.cni("DEL", &conf, "iroute", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
 }

@@ -410,12 +410,14 @@ impl Wiring<'_> {
                     .map_err(|e| nl_err(format!("add route to gateway {gw} in netns {ns}"), e))?;
             }
             let default = default_route(gw);
-            if routed || self.req.conf.is_default_gateway {
+            // A bridged pod without isDefaultGateway still gets a default route its IPAM config lists.
+            let own_default = routed || self.req.conf.is_default_gateway;
+            if own_default {
                 pod.add_route(default, Some(gw), index, false)
                     .await
                     .map_err(|e| nl_err(format!("add default route via {gw} in netns {ns}"), e))?;
             }
-            for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && rt.dst != default) {
+            for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && !(own_default && rt.dst == default)) {
                 let via = route.gw.unwrap_or(gw);
                 pod
                     .add_route(route.dst, Some(via), index, false)
