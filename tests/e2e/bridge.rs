@@ -61,6 +61,13 @@ fn bridged_pods_share_the_bridge_reach_each_other_and_upstream() {
     let mut check = conf.clone();
     check["prevResult"] = ra.clone();
     node.cni("CHECK", &check, "br-a", Some(&a.path()), "eth0").succeeded();
+    // Detached from the bridge by hand: the pod is cut off, and CHECK says why.
+    let host_a = ra["interfaces"][1]["name"].as_str().unwrap();
+    node.ns.ip(&["link", "set", host_a, "nomaster"]);
+    let err = node.cni("CHECK", &check, "br-a", Some(&a.path()), "eth0").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains(&format!("host veth {host_a} is not a port of bridge {br}")), "{err}");
+    node.ns.ip(&["link", "set", host_a, "master", &br]);
+    node.cni("CHECK", &check, "br-a", Some(&a.path()), "eth0").succeeded();
 
     node.cni("DEL", &conf, "br-a", Some(&a.path()), "eth0").succeeded();
     node.cni("DEL", &conf, "br-b", Some(&b.path()), "eth0").succeeded();

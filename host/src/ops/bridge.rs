@@ -30,11 +30,7 @@ pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Re
     let bridge = match node.link(name).await.map_err(|e| nl_err(format!("look up bridge {name}"), e))? {
         Some(link) => link,
         None => match node.create_bridge(name, conf.mtu, bridge_mac(name), conf.promisc_mode).await {
-            Ok(()) => {
-                // Ours: DAD off before it comes up, so a v6 gateway is usable at once.
-                crate::sysctl::disable_dad(None, name).or_else(ipv6_disabled)?;
-                lookup(node, name).await?
-            }
+            Ok(()) => lookup(node, name).await?,
             Err(e) if netlink::is_errno(&e, Errno::EEXIST) => lookup(node, name).await?,
             Err(e) => return Err(nl_err(format!("create bridge {name}"), e)),
         },
@@ -46,6 +42,8 @@ pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Re
         )));
     }
     if !bridge.up {
+        // Created down (by us or a racing ADD): DAD off before it comes up, so a v6 gateway is usable at once.
+        crate::sysctl::disable_dad(None, name).or_else(ipv6_disabled)?;
         node.set_up(bridge.index).await.map_err(|e| nl_err(format!("set bridge {name} up"), e))?;
     }
     if conf.promisc_mode && !bridge.promisc {
@@ -90,9 +88,13 @@ async fn ensure_address(node: &Netlink, bridge: &LinkInfo, gw: IpNet, force: boo
                 bridge.name
             )));
         }
-        node.delete_address(bridge.index, *other)
-            .await
-            .map_err(|e| nl_err(format!("remove {other} from {} (forceAddress)", bridge.name), e))?;
+        match node.delete_address(bridge.index, *other).await {
+            // A racing ADD with forceAddress removed it first.
+            Err(e) if !netlink::is_errno(&e, Errno::EADDRNOTAVAIL) => {
+                return Err(nl_err(format!("remove {other} from {} (forceAddress)", bridge.name), e))
+            }
+            _ => {}
+        }
     }
     match node.add_address(bridge.index, gw, false).await {
         Ok(()) => Ok(()),

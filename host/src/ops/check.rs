@@ -43,11 +43,15 @@ pub fn run(req: &Request) -> Result<()> {
                 if !l.up {
                     missing.push(format!("host veth {} is down", rec.host_veth));
                 }
+                // Bridged: the result's first interface is the bridge; the veth must still be its port.
+                if rec.result.interfaces.len() == 3 {
+                    check_bridge(&node, &rec, &l, req.conf.bridge_is_gateway(), &mut missing).await;
+                }
                 // Routed (ptp) pods: the node reaches each pod address through a host route on the veth. A
                 // bridged attachment's result lists the bridge too, and the subnet route is the bridge's.
                 if rec.result.interfaces.len() == 2 {
                     for ip in &rec.result.ips {
-                        let table = node.routes(ip.address.addr().is_ipv6()).await.unwrap_or_default();
+                        let table = listed(node.routes(ip.address.addr().is_ipv6()).await, "list node routes", &mut missing);
                         let dst = host_net(ip.address.addr());
                         if !table.iter().any(|t| t.dst == dst && t.oif == Some(l.index)) {
                             missing.push(format!("node route {dst} dev {} is missing", rec.host_veth));
@@ -59,7 +63,7 @@ pub fn run(req: &Request) -> Result<()> {
         }
         match pod.link(&req.ifname).await {
             Ok(Some(l)) => {
-                let have: HashSet<_> = pod.addresses(l.index).await.unwrap_or_default().into_iter().collect();
+                let have: HashSet<_> = listed(pod.addresses(l.index).await, "list pod addresses", &mut missing).into_iter().collect();
                 for ip in &rec.result.ips {
                     if !have.contains(&ip.address) {
                         missing.push(format!("address {} is missing from {}", ip.address, req.ifname));
@@ -71,7 +75,7 @@ pub fn run(req: &Request) -> Result<()> {
                     if ours.is_empty() {
                         continue;
                     }
-                    let table = pod.routes(v6).await.unwrap_or_default();
+                    let table = listed(pod.routes(v6).await, "list pod routes", &mut missing);
                     for route in ours {
                         let found = table.iter().any(|t| {
                             t.dst == route.dst && t.oif == Some(l.index) && (route.gw.is_none() || t.gw == route.gw)
@@ -113,10 +117,14 @@ pub fn run(req: &Request) -> Result<()> {
             }
             // The IPAM plugin checks its own state (host-local: the reservation) with the same config.
             Undo::DelegatedIpam { .. } => {
-                if let Ok(super::add::IpamMode::Plugin { invocation, .. }) = super::add::ipam_mode(req) {
-                    if let Err(e) = invocation.exec("CHECK") {
-                        missing.push(e.to_string());
+                match super::add::ipam_mode(req) {
+                    Ok(super::add::IpamMode::Plugin { invocation, .. }) => {
+                        if let Err(e) = invocation.exec("CHECK") {
+                            missing.push(e.to_string());
+                        }
                     }
+                    Ok(_) => missing.push("the attachment was made by an IPAM plugin, the config now names the built-in IPAM".into()),
+                    Err(e) => missing.push(format!("cannot ask the IPAM plugin: {e}")),
                 }
             }
             _ => {}
@@ -127,4 +135,39 @@ pub fn run(req: &Request) -> Result<()> {
     } else {
         Err(Error::CheckFailed(format!("attachment {}/{} is broken: {}", req.container_id, req.ifname, missing.join("; "))))
     }
+}
+
+/// The bridge exists, is up, holds the gateways (isGateway) and still has the pod's veth as a port.
+async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkInfo, is_gateway: bool, missing: &mut Vec<String>) {
+    let name = &rec.result.interfaces[0].name;
+    let bridge = match node.link(name).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return missing.push(format!("bridge {name} is missing")),
+        Err(e) => return missing.push(crate::netlink::describe(&format!("look up bridge {name}"), &e)),
+    };
+    if !bridge.up {
+        missing.push(format!("bridge {name} is down"));
+    }
+    if veth.controller != Some(bridge.index) {
+        missing.push(format!("host veth {} is not a port of bridge {name}", veth.name));
+    }
+    if is_gateway {
+        let have = listed(node.addresses(bridge.index).await, "list bridge addresses", missing);
+        for ip in &rec.result.ips {
+            if let Some(gw) = ip.gateway {
+                let want = ipnet::IpNet::new(gw, ip.address.prefix_len()).expect("prefix from a valid address");
+                if !have.contains(&want) {
+                    missing.push(format!("gateway {want} is missing from bridge {name}"));
+                }
+            }
+        }
+    }
+}
+
+/// A listing that failed is reported as such, not taken for "everything is missing".
+fn listed<T>(r: Result<Vec<T>, rtnetlink::Error>, what: &str, missing: &mut Vec<String>) -> Vec<T> {
+    r.unwrap_or_else(|e| {
+        missing.push(crate::netlink::describe(&format!("cannot {what}"), &e));
+        Vec::new()
+    })
 }

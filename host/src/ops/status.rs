@@ -17,7 +17,7 @@ pub fn run(req: &Request) -> Result<()> {
     match super::add::ipam_mode(req)? {
         super::add::IpamMode::Builtin(ipam) => {
             writable(&ipam.data_dir)?;
-            let full = crate::ipam::full_sets(&ipam, &req.conf.name)?;
+            let full = crate::ipam::full_sets(&ipam, &req.conf.name).map_err(|e| not_ready(e.to_string()))?;
             if !full.is_empty() {
                 return Err(Error::LimitedResources(format!(
                     "no free address left in {} on network {} (free addresses with DEL/GC or use a larger range)",
@@ -29,7 +29,7 @@ pub fn run(req: &Request) -> Result<()> {
         super::add::IpamMode::Plugin { invocation, .. } => {
             invocation.find().map_err(|e| not_ready(e.to_string()))?;
             // Forwarded when the plugin knows STATUS; its error (50, 51...) is passed on with its code.
-            if invocation.supports("1.1.0")? {
+            if invocation.supports("1.1.0").map_err(|e| not_ready(e.to_string()))? {
                 invocation.exec("STATUS")?;
             } else {
                 log::info!("IPAM plugin {} predates STATUS (no 1.1.0): present counts as ready", invocation.plugin);
