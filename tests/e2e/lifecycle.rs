@@ -203,3 +203,35 @@ fn del_after_the_interface_was_removed_by_hand() {
     node.del(&pod, "handgone").succeeded();
     node.assert_clean();
 }
+
+#[test]
+fn a_failed_teardown_step_keeps_the_address_and_the_record_until_a_retry_succeeds() {
+    let node = Node::new("10.67.0.0/24");
+    let pod = Ns::new("stuck");
+    let ip = pod_ip(node.add(&pod, "stuck").ok());
+    // An iptables-restore that fails, first in PATH: the masquerade teardown of this DEL fails.
+    let bin = node.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("iptables-restore");
+    std::fs::write(&fake, "#!/bin/sh\necho 'iptables-restore: resource busy' >&2\nexit 1\n").unwrap();
+    run("chmod", &["755", fake.to_str().unwrap()]);
+    let env = [
+        ("CNI_COMMAND", "DEL".to_string()),
+        ("CNI_CONTAINERID", "stuck".to_string()),
+        ("CNI_NETNS", pod.path().display().to_string()),
+        ("CNI_IFNAME", "eth0".to_string()),
+        ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())),
+    ]
+    .into();
+    let err = node.spawn_cni(&env, &node.conf("1.0.0")).wait().err().clone();
+    assert_eq!(err["code"], 11, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("stay reserved"), "{err}");
+    // The veth is gone, but the address is not handed out again while its rules are live.
+    assert!(node.host_veths().is_empty());
+    assert_eq!(node.reserved_ips(), vec![ip]);
+    assert_eq!(node.records().len(), 1, "the record stays for the retry");
+    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::chain_name(&node.network, "stuck")));
+
+    node.del(&pod, "stuck").succeeded();
+    node.assert_clean();
+}

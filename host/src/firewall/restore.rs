@@ -103,12 +103,14 @@ impl Iptables {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(input.as_bytes())
-            .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        // A restore that exits early (bad input, no permission) closes its stdin: its exit status and
+        // stderr, read by wait(), say why; the broken pipe would only hide that.
+        match child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()) {
+            Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::Spawn { tool: tool.clone(), source });
+            }
+            _ => {}
+        }
         Ok(Pending { tool, child: Some(child) })
     }
 

@@ -55,7 +55,8 @@ pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Res
             let mut undo_errors = rt.block_on(Undoer { node: &node, iptables: &iptables }.unwind(&record.undo));
             // The record is written before the last wait; a failed ADD must not leave its own behind (and must
             // not touch one a previous, successful ADD wrote: a failed duplicate ADD gets here too).
-            if record.written {
+            // With undo errors the record stays, so the runtime's DEL retries exactly what is left.
+            if record.written && undo_errors.is_empty() {
                 let path = super::record::path(&req.conf.state_dir(), &req.conf.name, &req.container_id, &req.ifname);
                 if let Err(e) = Record::remove(&path) {
                     undo_errors.push(e.to_string());

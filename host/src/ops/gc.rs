@@ -80,7 +80,14 @@ pub fn run(req: &Request) -> Result<()> {
     if let Ok(super::add::IpamMode::Plugin { invocation, .. }) = super::add::ipam_mode(req) {
         match invocation.supports("1.1.0") {
             Ok(true) => {
-                if let Err(e) = invocation.exec("GC") {
+                // Attachments whose cleanup failed above are still the plugin's to keep.
+                let mut inv = invocation.clone();
+                if let Some(conf) = inv.conf.as_object_mut() {
+                    conf.remove("cni.dev/attachments");
+                    let list: Vec<Value> = kept.iter().map(|(id, ifname)| serde_json::json!({"containerID": id, "ifname": ifname})).collect();
+                    conf.insert("cni.dev/valid-attachments".into(), Value::Array(list));
+                }
+                if let Err(e) = inv.exec("GC") {
                     errors.push(e.to_string());
                 }
             }

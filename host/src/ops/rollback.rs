@@ -33,7 +33,8 @@ impl Undoer<'_> {
     ///
     /// Firewall teardown runs on a thread while the links are deleted: both wait on kernel grace periods
     /// (the netfilter commit, the veth unregister), so overlapping them halves DEL. Addresses are released
-    /// only after both, so a concurrent ADD never gets an address whose old route or rules still exist.
+    /// only after both, and only when both succeeded, so an ADD never gets an address whose old route or
+    /// rules still exist.
     pub async fn unwind(&self, steps: &[Undo]) -> Vec<String> {
         let is_firewall = |s: &&Undo| matches!(s, Undo::RemoveMasquerade { .. } | Undo::RemoveChains { .. });
         let (firewall, rest): (Vec<&Undo>, Vec<&Undo>) = steps.iter().rev().partition(is_firewall);
@@ -49,8 +50,14 @@ impl Undoer<'_> {
             errors.extend(self.undo(step).await.err());
         }
         errors.extend(fw.join().unwrap_or_else(|_| vec!["the firewall teardown thread panicked".to_string()]));
-        for step in release {
-            errors.extend(self.undo(step).await.err());
+        if errors.is_empty() {
+            for step in release {
+                errors.extend(self.undo(step).await.err());
+            }
+        } else if !release.is_empty() {
+            // A new pod must not get an address whose old veth, route or rules are still live: the record stays
+            // and the release happens on the retry (DEL or GC again) once the rest is gone.
+            errors.push("the addresses stay reserved until the steps above succeed (run DEL or GC again)".into());
         }
         for e in &errors {
             log::warn!("undo failed: {e}");
