@@ -122,3 +122,34 @@ fn ip_ranges_capability_overrides_the_configured_ranges() {
     node.cni("DEL", &conf, "ipr", Some(&pod.path()), "eth0").succeeded();
     node.assert_clean();
 }
+
+#[test]
+fn ranges_only_from_the_runtime_and_runtime_v4_with_configured_v6() {
+    let node = Node::new("10.67.0.0/24");
+    // No ranges in the config at all: the runtime's ipRanges are the only ones.
+    let mut conf = node.conf("1.1.0");
+    conf["ipam"] = json!({"type": "builtin", "dataDir": node.ipam_dir()});
+    let mut add = conf.clone();
+    add["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "10.67.9.0/24"}]]});
+    let pod = Ns::new("rtonly");
+    let res = node.cni("ADD", &add, "rtonly", Some(&pod.path()), "eth0").ok().clone();
+    assert_eq!(res["ips"][0]["address"], "10.67.9.2/24", "{res}");
+    // STATUS and GC carry no runtimeConfig: they still work from the data dir.
+    node.cni("STATUS", &conf, "", None, "").succeeded();
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "rtonly", "ifname": "eth0"}]);
+    node.cni("GC", &gc, "", None, "").succeeded();
+    assert_eq!(node.reserved_ips(), vec!["10.67.9.2".to_string()]);
+    node.cni("DEL", &conf, "rtonly", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+
+    // Runtime IPv4 in front of a configured IPv6 set: dual-stack.
+    let mut both = node.conf("1.1.0");
+    both["ipam"] = json!({"type": "builtin", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "fd00:67::/64"}], [{"subnet": "10.67.0.0/24"}]]});
+    both["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "10.67.8.0/24"}]]});
+    let res = node.cni("ADD", &both, "rtv4", Some(&pod.path()), "eth0").ok().clone();
+    assert_eq!(ips_of(&res), vec!["10.67.8.2/24".to_string(), "fd00:67::2/64".to_string()]);
+    assert!(ping6(&pod, "fd00:67::1") && pod.ping("10.67.8.1"));
+    node.cni("DEL", &both, "rtv4", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+}

@@ -70,17 +70,46 @@ struct RawIpam {
 }
 
 impl IpamConfig {
-    /// The `ipRanges` capability (runtimeConfig.ipRanges), as host-local reads it: when the runtime sends a
-    /// non-empty list, it replaces the configured ranges (and the flat subnet form).
+    /// The `ipRanges` capability (runtimeConfig.ipRanges). host-local puts the runtime's range sets in
+    /// front of the configured ones and takes one address per set; wasmcni gives one address per family,
+    /// so a configured set of a family the runtime covers is left out (the runtime's wins) and the other
+    /// family's stays: runtime IPv4 + configured IPv6 is dual-stack.
     pub fn with_ip_ranges(raw: &Value, ip_ranges: Option<&Value>) -> Value {
+        let Some(runtime) = ip_ranges.and_then(Value::as_array).filter(|a| !a.is_empty()) else { return raw.clone() };
         let mut raw = raw.clone();
-        if let (Some(obj), Some(ranges)) = (raw.as_object_mut(), ip_ranges.filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))) {
-            for key in ["subnet", "rangeStart", "rangeEnd", "gateway"] {
-                obj.remove(key);
-            }
-            obj.insert("ranges".into(), ranges.clone());
+        let Some(obj) = raw.as_object_mut() else { return raw };
+        let family = |set: &Value| {
+            set.pointer("/0/subnet").and_then(Value::as_str).and_then(|s| s.parse::<IpNet>().ok()).map(|n| n.addr().is_ipv4())
+        };
+        let mut configured: Vec<Value> = obj.get("ranges").and_then(Value::as_array).cloned().unwrap_or_default();
+        if obj.contains_key("subnet") {
+            let flat: serde_json::Map<String, Value> = ["subnet", "rangeStart", "rangeEnd", "gateway"]
+                .iter()
+                .filter_map(|k| Some((k.to_string(), obj.get(*k)?.clone())))
+                .collect();
+            configured.insert(0, Value::Array(vec![Value::Object(flat)]));
         }
+        let covered: Vec<Option<bool>> = runtime.iter().map(family).collect();
+        let mut merged = runtime.clone();
+        merged.extend(configured.into_iter().filter(|set| !covered.contains(&family(set))));
+        for key in ["subnet", "rangeStart", "rangeEnd", "gateway"] {
+            obj.remove(key);
+        }
+        obj.insert("ranges".into(), Value::Array(merged));
         raw
+    }
+
+    /// For commands that never allocate (STATUS, GC, DEL): a config whose ranges come only from the runtime
+    /// (ipRanges) has none here, and only the data dir matters.
+    pub fn parse_store_only(v: &Value) -> Result<Self, Error> {
+        match Self::parse(v) {
+            Ok(c) => Ok(c),
+            Err(_) if v.get("ranges").is_none() && v.get("subnet").is_none() => {
+                let data_dir = v.get("dataDir").and_then(Value::as_str).map(PathBuf::from);
+                Ok(IpamConfig { ranges: Vec::new(), routes: Vec::new(), data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)) })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn parse(v: &Value) -> Result<Self, Error> {
@@ -219,6 +248,17 @@ mod tests {
         // An empty list (a runtime that has the capability but no ranges to give) keeps the config's.
         let same = IpamConfig::parse(&IpamConfig::with_ip_ranges(&raw, Some(&json!([])))).unwrap();
         assert_eq!(same.ranges[0][0].gateway.to_string(), "10.22.0.9");
+        // The other family's configured set stays: dual-stack, runtime's first (host-local's order).
+        let dual = json!({"ranges":[[{"subnet":"fd00::/64"}],[{"subnet":"10.22.0.0/24"}]]});
+        let c = IpamConfig::parse(&IpamConfig::with_ip_ranges(&dual, Some(&over))).unwrap();
+        let subnets: Vec<String> = c.ranges.iter().map(|s| s[0].subnet.to_string()).collect();
+        assert_eq!(subnets, vec!["10.23.0.0/24", "fd00::/64"]);
+        // A config with no ranges of its own gets them all from the runtime, and commands that never
+        // allocate still find the data dir without them.
+        let none = json!({"type":"builtin","dataDir":"/tmp/d"});
+        assert_eq!(IpamConfig::parse(&IpamConfig::with_ip_ranges(&none, Some(&over))).unwrap().ranges.len(), 1);
+        assert!(IpamConfig::parse(&none).is_err());
+        assert_eq!(IpamConfig::parse_store_only(&none).unwrap().data_dir, PathBuf::from("/tmp/d"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::bridge;
 use super::plan::Plan;
 use super::record::Record;
 use super::rollback::{Undo, Undoer};
-use crate::cni::request::Request;
+use crate::cni::request::{Command, Request};
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::error::{Error, Result};
 use crate::cni::conf::Mode;
@@ -92,7 +92,8 @@ pub fn ipam_mode(req: &Request) -> Result<IpamMode> {
     let ip_ranges = req.conf.runtime_config.as_ref().and_then(|r| r.get("ipRanges"));
     let raw = &IpamConfig::with_ip_ranges(raw, ip_ranges);
     match req.conf.ipam_type() {
-        Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::parse(raw)?)),
+        Some("builtin") if req.command == Command::Add => Ok(IpamMode::Builtin(IpamConfig::parse(raw)?)),
+        Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::parse_store_only(raw)?)),
         Some(plugin) => Ok(IpamMode::Plugin {
             invocation: Invocation {
                 plugin: plugin.to_string(),
