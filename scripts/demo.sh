@@ -85,7 +85,7 @@ say "what is left"
 left=0
 ip -n "$NODE" -o link | grep wcni && left=1
 in_ns "$NODE" iptables-save | grep CNI- && left=1
-find "$work/state" "$work/ipam" -type f ! -name lock ! -name 'last_reserved_ip.*' ! -name '*.log' | grep . && left=1
+find "$work/state" "$work/ipam" -type f ! -path "$work/state/locks/*" ! -name lock ! -name 'last_reserved_ip.*' ! -name '*.log' | grep . && left=1
 ip -n "$P1" -o link | grep eth0 && left=1
 [ $left = 0 ] && echo "nothing: no veth, no route, no iptables chain, no IP reservation, no record"
 say "the plugin's log ($work/wasmcni.log)"; tail -n 6 "$work/wasmcni.log"

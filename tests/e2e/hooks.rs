@@ -367,3 +367,39 @@ fn post_add_drop_rule_works_for_a_bridged_pod_matched_by_address() {
     assert!(hook_chains(&node).is_empty(), "hook chains left: {:?}", hook_chains(&node));
     node.assert_clean();
 }
+
+#[test]
+fn gc_waits_for_an_add_in_flight_and_never_sees_it_half_made() {
+    let node = Node::new("10.93.0.0/24");
+    let pod = Ns::new("slow");
+    // A post-add hook that spins until its 1.5 s timeout (ignored): the address is reserved, the record not
+    // written yet, for that long.
+    let mut h = hook("slow", &["post-add"], json!({"behavior": "loop"}));
+    h["timeout_ms"] = json!(1500);
+    h["on_error"] = json!("ignore");
+    let conf = conf_with(&node, vec![h]);
+    let warm = Ns::new("warm");
+    add(&node, &conf, &warm, "warm-cache").ok(); // compiles once, outside the timed part
+    let env = [
+        ("CNI_COMMAND", "ADD".to_string()),
+        ("CNI_CONTAINERID", "slow".to_string()),
+        ("CNI_NETNS", pod.path().display().to_string()),
+        ("CNI_IFNAME", "eth0".to_string()),
+    ]
+    .into();
+    let adding = node.spawn_cni(&env, &conf);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(node.reserved_ips().len(), 2, "the slow ADD has reserved its address by now");
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "warm-cache", "ifname": "eth0"}]);
+    let start = Instant::now();
+    node.cni("GC", &gc, "", None, "").succeeded();
+    assert!(start.elapsed() > Duration::from_millis(500), "GC did not wait for the ADD in flight");
+    adding.wait().ok();
+    // GC ran after the ADD finished: it removed the whole attachment, not half of it.
+    assert_eq!(node.records().len(), 1, "{:?}", node.records());
+    assert_eq!(node.reserved_ips().len(), 1);
+    assert_eq!(node.host_veths().len(), 1);
+    assert!(!pod.links().contains("eth0"));
+}

@@ -27,6 +27,7 @@ use crate::netns::NetNs;
 /// maps) can run on another thread meanwhile.
 pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Result<CniResult> {
     let ipam_cfg = ipam_mode(req)?;
+    let _gc_waits = super::gc::lock(&req.conf.state_dir(), &req.conf.name, false)?;
     let netns_path = req.netns.as_deref().expect("ADD requires CNI_NETNS (checked when parsing)");
     // Only a cheap look now: the namespace is opened later, while iptables-restore runs.
     if !netns_path.exists() {

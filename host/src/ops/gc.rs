@@ -4,6 +4,10 @@
 //! reports them all at the end.
 
 use std::collections::HashSet;
+use std::fs::File;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use serde_json::Value;
 
@@ -15,9 +19,26 @@ use crate::error::{Error, Result};
 use crate::firewall::{Family, Iptables};
 use crate::netlink::Netlink;
 
+/// ADD holds this lock shared for its whole run and GC holds it exclusive, so GC never sees an attachment
+/// half made (a reservation without its record yet) and takes it for a leak.
+pub fn lock(state_dir: &Path, network: &str, exclusive: bool) -> Result<Flock<File>> {
+    let dir = state_dir.join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let path = dir.join(network);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let arg = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
+    Flock::lock(file, arg).map_err(|(_, e)| Error::io(format!("cannot lock {}", path.display()), e.into()))
+}
+
 pub fn run(req: &Request) -> Result<()> {
     let valid = valid_attachments(&req.raw_conf)?;
     let state_dir = req.conf.state_dir();
+    let _no_add_in_flight = lock(&state_dir, &req.conf.name, true)?;
     let rt = super::runtime()?;
     let node = Netlink::connect(&rt)?;
     let undoer = Undoer { node: &node, iptables: &Iptables };
