@@ -52,10 +52,10 @@ impl Chain<'_> {
         prev.unwrap()
     }
 
+    /// Every plugin but portmap: Debian's portmap 1.1.1 CHECK looks for its IPv4 rules in the ip6tables nat
+    /// table (containernetworking/plugins issue 819, fixed upstream later), so it fails for IPv4-only pods
+    /// (no such chain) and dual-stack pods alike (v4 rules in the v6 chain), whatever the first plugin is.
     fn check(&self, result: &Value) {
-        // Debian's portmap 1.1.1 fails CHECK for IPv4-only pods whenever ip6tables exists: it looks for an
-        // IPv6 DNAT chain it never created (containernetworking/plugins issue 819, fixed upstream later).
-        // Its CHECK is skipped; every other plugin in the chain, ours first, must pass.
         for p in self.plugins.iter().filter(|p| p["type"] != "portmap") {
             self.run("CHECK", p, Some(result)).succeeded();
         }
@@ -117,4 +117,38 @@ fn wasmcni_portmap_tuning_bandwidth_chain() {
     node.assert_clean_except_shared_portmap_chains();
     assert!(!node.ns.links().contains(&host));
     assert!(!node.ns.links().contains("bwp"), "bandwidth's DEL removes its ifb: {}", node.ns.links());
+}
+
+#[test]
+fn dual_stack_chain_forwards_a_host_port_over_ipv6_and_passes_check() {
+    let node = Node::new("10.98.0.0/24");
+    let pod = Ns::new("pod");
+    let mut ours = node.conf("1.0.0");
+    ours.as_object_mut().unwrap().remove("cniVersion");
+    ours["ipam"] = json!({"type": "builtin", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.98.0.0/24"}], [{"subnet": "fd00:98::/64"}]]});
+    let chain = Chain {
+        node: &node,
+        pod: &pod,
+        id: "chained6",
+        plugins: vec![
+            ours,
+            json!({"type": "portmap", "capabilities": {"portMappings": true},
+                   "runtimeConfig": {"portMappings": [{"hostPort": 18081, "containerPort": 80, "protocol": "tcp"}]}}),
+            json!({"type": "tuning", "sysctl": {"net.core.somaxconn": "778"}}),
+        ],
+    };
+    let result = chain.add();
+    assert_eq!(result["ips"].as_array().unwrap().len(), 2, "{result}");
+    // The host port forwards over IPv6 too.
+    let ip6 = result["ips"][1]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let server = pod.within(|| TcpListener::bind((ip6.parse::<std::net::IpAddr>().unwrap(), 80)).unwrap());
+    let t = std::thread::spawn(move || server.accept().map(|_| ()).is_ok());
+    node.upstream.within(|| {
+        let addr = format!("[{NODE_UPLINK_IP6}]:18081").parse().unwrap();
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("the v6 host port forwards to the pod");
+    });
+    assert!(t.join().unwrap());
+    chain.check(&result);
+    chain.del(&result);
+    node.assert_clean_except_shared_portmap_chains();
 }
