@@ -153,7 +153,13 @@ fn main() {
             "ipam": {"type": "host-local", "subnet": SUBNET, "dataDir": dir.path().join("ipam-ref")}}),
         node: Ns::new(format!("{tag}-ref")),
     };
-    let plugins = [&ours, &hooked, &reference];
+    // Bridge mode against the reference bridge plugin: the same topology on both sides.
+    let mut bridge_conf = ours_conf(false);
+    bridge_conf["mode"] = json!("bridge");
+    bridge_conf["bridge"] = json!("wcbench0");
+    bridge_conf["isGateway"] = json!(true);
+    let bridged = Plugin { label: "wasmcni bridge", binary: ours.binary.clone(), conf: bridge_conf, node: Ns::new(format!("{tag}-br")) };
+    let plugins = [&ours, &hooked, &reference, &bridged];
 
     // Warm-up: page cache, the reference's bridge, our hook cache. Not measured.
     for p in plugins {
@@ -162,9 +168,9 @@ fn main() {
         p.run("DEL", "warm", &pod.path());
     }
 
-    let mut add: [Vec<f64>; 3] = Default::default();
-    let mut del: [Vec<f64>; 3] = Default::default();
-    let mut rss: [i64; 3] = [0; 3];
+    let mut add: [Vec<f64>; 4] = Default::default();
+    let mut del: [Vec<f64>; 4] = Default::default();
+    let mut rss: [i64; 4] = [0; 4];
     for i in 0..iterations {
         for (k, p) in plugins.iter().enumerate() {
             let pod = Ns::new(format!("{tag}-{k}-{i}"));
@@ -213,6 +219,8 @@ fn main() {
         row("ADD with 3 cached hooks, median", pct(&add[1], 50), pct(&add[2], 50), 0.35),
         row("ADD with 3 cached hooks, p99", pct(&add[1], 99), pct(&add[2], 99), 0.35),
         row("DEL with 3 hooks' rules, median", pct(&del[1], 50), pct(&del[2], 50), 0.5),
+        row("bridge mode: ADD median", pct(&add[3], 50), pct(&add[2], 50), 0.25),
+        row("bridge mode: DEL median", pct(&del[3], 50), pct(&del[2], 50), 0.5),
         row(&format!("{concurrency} concurrent ADDs, total wall"), conc[0].0, conc[1].0, 0.3),
         row(&format!("{concurrency} concurrent ADDs, per-op p50"), conc[0].1, conc[1].1, 1.0),
         row(&format!("{concurrency} concurrent ADDs, per-op p99"), conc[0].2, conc[1].2, 1.0),
