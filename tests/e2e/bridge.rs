@@ -183,3 +183,25 @@ fn a_default_route_from_ipam_routes_is_installed_without_is_default_gateway() {
     node.cni("DEL", &conf, "iroute", Some(&pod.path()), "eth0").succeeded();
     node.assert_clean();
 }
+
+#[test]
+fn dual_stack_bridged_pods_reach_each_other_and_the_gateway_over_v6() {
+    let node = Node::new("10.75.0.0/24");
+    let br = bridge_name("6");
+    let mut conf = bridge_conf(&node, &br, json!({"isDefaultGateway": true}));
+    conf["ipam"] = json!({"type": "builtin", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.75.0.0/24"}], [{"subnet": "fd00:75::/64"}]]});
+    let (a, b) = (Ns::new("b6a"), Ns::new("b6b"));
+    let ra = node.cni("ADD", &conf, "b6-a", Some(&a.path()), "eth0").ok().clone();
+    let rb = node.cni("ADD", &conf, "b6-b", Some(&b.path()), "eth0").ok().clone();
+    let v6 = |r: &Value| r["ips"][1]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let br_addr = node.ns.ip(&["-6", "-o", "addr", "show", "dev", &br]);
+    assert!(br_addr.contains("inet6 fd00:75::1/64") && !br_addr.contains("tentative"), "{br_addr}");
+    assert!(a.ip(&["-6", "route", "show"]).contains("default via fd00:75::1 dev eth0"));
+    let ping6 = |from: &Ns, ip: &str| from.exec(&["ping", "-6", "-c", "1", "-W", "2", ip]).status.success();
+    assert!(ping6(&a, &v6(&rb)) && ping6(&b, &v6(&ra)), "bridged pods cannot reach each other over IPv6");
+    assert!(ping6(&a, "fd00:75::1"), "bridged pod cannot reach its v6 gateway");
+    assert_eq!(node.upstream_sees_at(&a, UPSTREAM_IP6).ip().to_string(), NODE_UPLINK_IP6);
+    node.cni("DEL", &conf, "b6-a", Some(&a.path()), "eth0").succeeded();
+    node.cni("DEL", &conf, "b6-b", Some(&b.path()), "eth0").succeeded();
+    node.assert_clean();
+}
