@@ -10,11 +10,6 @@ echo "==> building the test hook and the example hooks (WebAssembly components)"
 cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
 bash example-hooks/build.sh >/dev/null
 
-# The bandwidth plugin (chaining test) makes an ifb device in the test's node namespace; if that autoloads
-# the ifb module, the module's default ifb0/ifb1 would appear in the machine's own namespace. Loading it
-# first with none keeps the machine's interface list as it was (best effort: a module may be built in).
-lsmod 2>/dev/null | grep -q '^ifb ' || modprobe ifb numifbs=0 2>/dev/null || true
-
 echo "==> cargo test (unit + kernel e2e, hooks included)"
 cargo test --locked 2>&1
 
