@@ -205,3 +205,38 @@ fn dual_stack_bridged_pods_reach_each_other_and_the_gateway_over_v6() {
     node.cni("DEL", &conf, "b6-b", Some(&b.path()), "eth0").succeeded();
     node.assert_clean();
 }
+
+#[test]
+fn racing_adds_with_force_address_replace_a_foreign_address_once_and_all_succeed() {
+    let node = Node::new("10.76.0.0/24");
+    let br = bridge_name("x");
+    node.ns.ip(&["link", "add", &br, "type", "bridge"]); // left down: the racing ADDs bring it up
+    node.ns.ip(&["addr", "add", "10.76.0.99/24", "dev", &br]);
+    let conf = bridge_conf(&node, &br, json!({"isGateway": true, "forceAddress": true}));
+    let pods: Vec<Ns> = (0..8).map(|i| Ns::new(&format!("x{i}"))).collect();
+    let running: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, pod)| {
+            let env = [
+                ("CNI_COMMAND", "ADD".to_string()),
+                ("CNI_CONTAINERID", format!("force{i}")),
+                ("CNI_NETNS", pod.path().display().to_string()),
+                ("CNI_IFNAME", "eth0".to_string()),
+            ]
+            .into();
+            node.spawn_cni(&env, &conf)
+        })
+        .collect();
+    for r in running {
+        r.wait().ok();
+    }
+    let addrs = node.ns.ip(&["-o", "-4", "addr", "show", "dev", &br]);
+    assert!(addrs.contains("10.76.0.1/24") && !addrs.contains("10.76.0.99"), "{addrs}");
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    for (i, pod) in pods.iter().enumerate() {
+        assert!(pod.ping("10.76.0.1"));
+        node.cni("DEL", &conf, &format!("force{i}"), Some(&pod.path()), "eth0").succeeded();
+    }
+    node.assert_clean();
+}

@@ -388,14 +388,19 @@ fn gc_waits_for_an_add_in_flight_and_never_sees_it_half_made() {
     ]
     .into();
     let adding = node.spawn_cni(&env, &conf);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(node.reserved_ips().len(), 2, "the slow ADD has reserved its address by now");
+    // Wait until the slow ADD holds its address (its hook spins 1.5 s from then on).
+    let polling = Instant::now();
+    while node.reserved_ips().len() < 2 {
+        assert!(polling.elapsed() < Duration::from_secs(10), "the slow ADD never reserved its address");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let mut gc = conf.clone();
     gc["cniVersion"] = json!("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "warm-cache", "ifname": "eth0"}]);
     let start = Instant::now();
     node.cni("GC", &gc, "", None, "").succeeded();
-    assert!(start.elapsed() > Duration::from_millis(500), "GC did not wait for the ADD in flight");
+    assert!(start.elapsed() > Duration::from_millis(400), "GC did not wait for the ADD in flight");
     adding.wait().ok();
     // GC ran after the ADD finished: it removed the whole attachment, not half of it.
     assert_eq!(node.records().len(), 1, "{:?}", node.records());

@@ -235,3 +235,29 @@ fn a_failed_teardown_step_keeps_the_address_and_the_record_until_a_retry_succeed
     node.del(&pod, "stuck").succeeded();
     node.assert_clean();
 }
+
+#[test]
+fn gc_keeps_the_address_of_a_leftover_it_could_not_remove() {
+    let node = Node::new("10.66.0.0/24");
+    let pod = Ns::new("leaky");
+    let ip = pod_ip(node.add(&pod, "leaky").ok());
+    for record in node.records() {
+        std::fs::remove_file(record).unwrap(); // what a crash before the record leaves
+    }
+    // GC sees the leftover chain by its name but cannot remove it (iptables-restore fails).
+    let bin = node.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("iptables-restore");
+    std::fs::write(&fake, "#!/bin/sh\necho 'iptables-restore: resource busy' >&2\nexit 1\n").unwrap();
+    run("chmod", &["755", fake.to_str().unwrap()]);
+    let mut conf = node.conf("1.1.0");
+    conf["cni.dev/valid-attachments"] = json!([]);
+    let env = [("CNI_COMMAND", "GC".to_string()), ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()))].into();
+    let err = node.spawn_cni(&env, &conf).wait().err().clone();
+    assert_eq!(err["code"], 11, "{err}");
+    assert_eq!(node.reserved_ips(), vec![ip], "the address must stay while its masquerade rules are live");
+    assert!(node.host_veths().is_empty(), "the veth could go");
+    // The next GC, with a working iptables, finishes the job.
+    node.cni("GC", &conf, "", None, "").succeeded();
+    node.assert_clean();
+}

@@ -48,6 +48,8 @@ pub struct Iptables;
 pub struct Pending {
     tool: String,
     child: Option<std::process::Child>,
+    /// It closed its stdin before reading all the input.
+    broken_pipe: bool,
 }
 
 impl Drop for Pending {
@@ -63,12 +65,12 @@ impl Pending {
         let tool = self.tool.clone();
         let child = self.child.take().expect("waited once");
         let out = child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        if !out.status.success() {
-            return Err(Error::Failed {
-                tool,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+        if !out.status.success() || self.broken_pipe {
+            let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if out.status.success() {
+                stderr = "it exited without reading all of its input".into();
+            }
+            return Err(Error::Failed { tool, status: out.status.to_string(), stderr });
         }
         Ok(())
     }
@@ -105,13 +107,14 @@ impl Iptables {
             .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
         // A restore that exits early (bad input, no permission) closes its stdin: its exit status and
         // stderr, read by wait(), say why; the broken pipe would only hide that.
-        match child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()) {
+        let broken_pipe = match child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()) {
             Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
                 return Err(Error::Spawn { tool: tool.clone(), source });
             }
-            _ => {}
-        }
-        Ok(Pending { tool, child: Some(child) })
+            Err(_) => true,
+            Ok(()) => false,
+        };
+        Ok(Pending { tool, child: Some(child), broken_pipe })
     }
 
     /// `iptables-save -t TABLE`, or every table with `None`.

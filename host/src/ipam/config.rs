@@ -102,14 +102,12 @@ impl IpamConfig {
     /// For commands that never allocate (STATUS, GC, DEL): a config whose ranges come only from the runtime
     /// (ipRanges) has none here, and only the data dir matters.
     pub fn parse_store_only(v: &Value) -> Result<Self, Error> {
-        match Self::parse(v) {
-            Ok(c) => Ok(c),
-            Err(_) if v.get("ranges").is_none() && v.get("subnet").is_none() => {
-                let data_dir = v.get("dataDir").and_then(Value::as_str).map(PathBuf::from);
-                Ok(IpamConfig { ranges: Vec::new(), routes: Vec::new(), data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)) })
-            }
-            Err(e) => Err(e),
+        let raw: RawIpam = serde_json::from_value(v.clone()).map_err(|e| Error::Config(e.to_string()))?;
+        if !raw.ranges.is_empty() || raw.subnet.is_some() {
+            return Self::parse(v);
         }
+        log::info!("ipam has no ranges of its own: ADD needs them from the runtime (ipRanges)");
+        Ok(IpamConfig { ranges: Vec::new(), routes: raw.routes, data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)) })
     }
 
     pub fn parse(v: &Value) -> Result<Self, Error> {
@@ -259,6 +257,9 @@ mod tests {
         assert_eq!(IpamConfig::parse(&IpamConfig::with_ip_ranges(&none, Some(&over))).unwrap().ranges.len(), 1);
         assert!(IpamConfig::parse(&none).is_err());
         assert_eq!(IpamConfig::parse_store_only(&none).unwrap().data_dir, PathBuf::from("/tmp/d"));
+        // Only a missing range list is forgiven: anything else wrong stays an error.
+        assert!(IpamConfig::parse_store_only(&json!({"type":"builtin","dataDir":42})).is_err());
+        assert!(IpamConfig::parse_store_only(&json!({"type":"builtin","subnet":"10.0.0.0/31"})).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! veths and IP reservations that no record explains, found by our naming. Keeps going past errors and
 //! reports them all at the end.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::Path;
 
@@ -31,9 +31,33 @@ pub fn lock(state_dir: &Path, network: &str, exclusive: bool) -> Result<Flock<Fi
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    let arg = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
-    Flock::lock(file, arg).map_err(|(_, e)| Error::io(format!("cannot lock {}", path.display()), e.into()))
+    let failed = |e: nix::errno::Errno| Error::io(format!("cannot lock {}", path.display()), e.into());
+    if !exclusive {
+        return Flock::lock(file, FlockArg::LockShared).map_err(|(_, e)| failed(e));
+    }
+    // A waiting exclusive flock does not hold back new shared ones: under a steady stream of ADDs GC could
+    // wait forever, so it tries for a bounded time and then asks to be called again.
+    let deadline = std::time::Instant::now() + GC_LOCK_WAIT;
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::TryAgain(format!(
+                    "GC waited {} s for ADDs in flight on network {network}: call it again",
+                    GC_LOCK_WAIT.as_secs()
+                )))
+            }
+            Err((_, e)) => return Err(failed(e)),
+        }
+    }
 }
+
+const GC_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn run(req: &Request) -> Result<()> {
     let valid = valid_attachments(&req.raw_conf)?;
@@ -60,11 +84,29 @@ pub fn run(req: &Request) -> Result<()> {
         }
         errors.extend(errs);
     }
-    // Chains and veths that no record explains, found by our naming.
-    let leaked = rt.block_on(find_leaks(&node, &req.conf.name, &kept, &mut errors));
-    if !leaked.is_empty() {
-        log::info!("gc: removing {} leaked chains/veths without a record", leaked.len());
-        errors.extend(rt.block_on(undoer.unwind(&leaked)));
+    // Chains and veths that no record explains, found by our naming, removed one attachment at a time: an
+    // attachment whose leftovers stay keeps its addresses too (masquerade chains name only the container).
+    let (leaked, listed) = rt.block_on(find_leaks(&node, &req.conf.name, &kept, &mut errors));
+    let mut kept_ids: HashSet<String> = HashSet::new();
+    let mut by_attachment: BTreeMap<(String, Option<String>), Vec<Undo>> = BTreeMap::new();
+    for l in leaked {
+        by_attachment.entry((l.container_id, l.ifname)).or_default().push(l.undo);
+    }
+    for ((id, ifname), undo) in by_attachment {
+        log::info!("gc: removing leftovers without a record of {id}/{}", ifname.as_deref().unwrap_or("*"));
+        let errs = rt.block_on(undoer.unwind(&undo));
+        if !errs.is_empty() {
+            match ifname {
+                Some(ifname) => kept.insert((id, ifname)),
+                None => kept_ids.insert(id),
+            };
+        }
+        errors.extend(errs);
+    }
+    if !listed {
+        // Leftovers may exist that we could not see: freeing addresses now could hand out one still in use.
+        errors.push("addresses are not swept in this run: the node's rules or links could not be listed".into());
+        return Err(Error::TryAgain(format!("GC left work undone: {}", errors.join("; "))));
     }
     // Reservations that no record explains (older plugins, crashes between reserve and record).
     if let Ok(ipam) = super::add::builtin_ipam(req) {
@@ -80,11 +122,12 @@ pub fn run(req: &Request) -> Result<()> {
                     };
                     for (ip, id, ifname) in held {
                         // Files of old host-local versions hold only the container id: match on it alone.
-                        let listed = if ifname.is_empty() {
-                            kept.iter().any(|(i, _)| *i == id)
-                        } else {
-                            kept.contains(&(id.clone(), ifname.clone()))
-                        };
+                        let listed = kept_ids.contains(&id)
+                            || if ifname.is_empty() {
+                                kept.iter().any(|(i, _)| *i == id)
+                            } else {
+                                kept.contains(&(id.clone(), ifname.clone()))
+                            };
                         if !listed {
                             log::info!("gc: releasing leaked {ip} of {id}/{ifname}");
                             if let Err(e) = store.release(&id, &ifname) {
@@ -100,6 +143,8 @@ pub fn run(req: &Request) -> Result<()> {
     // A delegated IPAM plugin that knows GC gets the same list and cleans what only it knows about.
     if let Ok(super::add::IpamMode::Plugin { invocation, .. }) = super::add::ipam_mode(req) {
         match invocation.supports("1.1.0") {
+            // Its list needs ifnames, which a leftover masquerade chain does not name: next run.
+            Ok(true) if !kept_ids.is_empty() => errors.push(format!("IPAM plugin {} GC postponed: leftovers of {kept_ids:?} remain", invocation.plugin)),
             Ok(true) => {
                 // Attachments whose cleanup failed above are still the plugin's to keep.
                 let mut inv = invocation.clone();
@@ -123,9 +168,16 @@ pub fn run(req: &Request) -> Result<()> {
     }
 }
 
-/// Undo steps for everything of `network` carrying our naming whose attachment is not kept.
-async fn find_leaks(node: &Netlink, network: &str, kept: &HashSet<(String, String)>, errors: &mut Vec<String>) -> Vec<Undo> {
+/// Everything of `network` carrying our naming whose attachment is not kept, and whether every listing
+/// (rules of both families, links) worked.
+async fn find_leaks(
+    node: &Netlink,
+    network: &str,
+    kept: &HashSet<(String, String)>,
+    errors: &mut Vec<String>,
+) -> (Vec<leaks::Leak>, bool) {
     let mut found = Vec::new();
+    let mut listed = true;
     for family in [Family::V4, Family::V6] {
         match Iptables.save(family, None) {
             Ok(saved) => {
@@ -134,22 +186,28 @@ async fn find_leaks(node: &Netlink, network: &str, kept: &HashSet<(String, Strin
             }
             // A node without ip6tables has no v6 chains to leak.
             Err(e) if family == Family::V6 => log::debug!("gc: no ip6tables to look at: {e}"),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => {
+                listed = false;
+                errors.push(e.to_string())
+            }
         }
     }
     match node.links().await {
         Ok(links) => found.extend(leaks::veths(network, &links)),
-        Err(e) => errors.push(crate::netlink::describe("list links", &e)),
+        Err(e) => {
+            listed = false;
+            errors.push(crate::netlink::describe("list links", &e))
+        }
     }
-    found
+    let found = found
         .into_iter()
         .filter(|l| match &l.ifname {
             Some(ifname) => !kept.contains(&(l.container_id.clone(), ifname.clone())),
             None => !kept.iter().any(|(id, _)| *id == l.container_id),
         })
         .inspect(|l| log::info!("gc: leaked without a record: {:?}", l.undo))
-        .map(|l| l.undo)
-        .collect()
+        .collect();
+    (found, listed)
 }
 
 /// Spec 1.1 names the key `cni.dev/valid-attachments`; early drafts and some runtimes used
