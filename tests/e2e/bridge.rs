@@ -82,22 +82,8 @@ fn many_adds_racing_to_create_the_bridge_all_succeed() {
     let br = bridge_name("r");
     let conf = bridge_conf(&node, &br, json!({"isGateway": true}));
     let pods: Vec<Ns> = (0..16).map(|i| Ns::new(&format!("r{i}"))).collect();
-    let running: Vec<_> = pods
-        .iter()
-        .enumerate()
-        .map(|(i, pod)| {
-            let env = [
-                ("CNI_COMMAND", "ADD".to_string()),
-                ("CNI_CONTAINERID", format!("race{i}")),
-                ("CNI_NETNS", pod.path().display().to_string()),
-                ("CNI_IFNAME", "eth0".to_string()),
-            ]
-            .into();
-            node.spawn_cni(&env, &conf)
-        })
-        .collect();
-    for r in running {
-        r.wait().ok();
+    for r in node.add_concurrently(&conf, &pods, "race") {
+        r.ok();
     }
     assert_eq!(node.ns.links().lines().filter(|l| l.contains(&format!(": {br}:"))).count(), 1);
     let br_addr = node.ns.ip(&["-o", "-4", "addr", "show", "dev", &br]);
@@ -197,9 +183,8 @@ fn dual_stack_bridged_pods_reach_each_other_and_the_gateway_over_v6() {
     let br_addr = node.ns.ip(&["-6", "-o", "addr", "show", "dev", &br]);
     assert!(br_addr.contains("inet6 fd00:75::1/64") && !br_addr.contains("tentative"), "{br_addr}");
     assert!(a.ip(&["-6", "route", "show"]).contains("default via fd00:75::1 dev eth0"));
-    let ping6 = |from: &Ns, ip: &str| from.exec(&["ping", "-6", "-c", "1", "-W", "2", ip]).status.success();
-    assert!(ping6(&a, &v6(&rb)) && ping6(&b, &v6(&ra)), "bridged pods cannot reach each other over IPv6");
-    assert!(ping6(&a, "fd00:75::1"), "bridged pod cannot reach its v6 gateway");
+    assert!(a.ping(&v6(&rb)) && b.ping(&v6(&ra)), "bridged pods cannot reach each other over IPv6");
+    assert!(a.ping("fd00:75::1"), "bridged pod cannot reach its v6 gateway");
     assert_eq!(node.upstream_sees_at(&a, UPSTREAM_IP6).ip().to_string(), NODE_UPLINK_IP6);
     node.cni("DEL", &conf, "b6-a", Some(&a.path()), "eth0").succeeded();
     node.cni("DEL", &conf, "b6-b", Some(&b.path()), "eth0").succeeded();
@@ -214,22 +199,8 @@ fn racing_adds_with_force_address_replace_a_foreign_address_once_and_all_succeed
     node.ns.ip(&["addr", "add", "10.76.0.99/24", "dev", &br]);
     let conf = bridge_conf(&node, &br, json!({"isGateway": true, "forceAddress": true}));
     let pods: Vec<Ns> = (0..8).map(|i| Ns::new(&format!("x{i}"))).collect();
-    let running: Vec<_> = pods
-        .iter()
-        .enumerate()
-        .map(|(i, pod)| {
-            let env = [
-                ("CNI_COMMAND", "ADD".to_string()),
-                ("CNI_CONTAINERID", format!("force{i}")),
-                ("CNI_NETNS", pod.path().display().to_string()),
-                ("CNI_IFNAME", "eth0".to_string()),
-            ]
-            .into();
-            node.spawn_cni(&env, &conf)
-        })
-        .collect();
-    for r in running {
-        r.wait().ok();
+    for r in node.add_concurrently(&conf, &pods, "force") {
+        r.ok();
     }
     let addrs = node.ns.ip(&["-o", "-4", "addr", "show", "dev", &br]);
     assert!(addrs.contains("10.76.0.1/24") && !addrs.contains("10.76.0.99"), "{addrs}");

@@ -1,7 +1,6 @@
 //! wasmcni first in a chain with Debian's reference portmap, tuning and bandwidth plugins, run the way a
 //! runtime runs a conflist: in order with prevResult for ADD and CHECK, in reverse for DEL.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
@@ -31,14 +30,7 @@ impl Chain<'_> {
     fn run(&self, command: &str, plugin: &Value, prev: Option<&Value>) -> Reply {
         let ty = plugin["type"].as_str().unwrap();
         let binary = if ty == "wasmcni" { BIN.to_string() } else { format!("/usr/lib/cni/{ty}") };
-        let env: HashMap<&str, String> = [
-            ("CNI_COMMAND", command.to_string()),
-            ("CNI_CONTAINERID", self.id.to_string()),
-            ("CNI_NETNS", self.pod.path().display().to_string()),
-            ("CNI_IFNAME", "eth0".to_string()),
-            ("CNI_PATH", "/usr/lib/cni".to_string()),
-        ]
-        .into();
+        let env = cni_env(command, self.id, Some(&self.pod.path()), "eth0");
         self.node.spawn_plugin(&binary, &env, &self.conf(plugin, "1.0.0", prev)).wait()
     }
 

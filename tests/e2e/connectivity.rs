@@ -92,21 +92,7 @@ fn fifty_concurrent_adds_get_distinct_addresses_that_work() {
     let node = Node::new("10.62.0.0/24");
     let pods: Vec<Ns> = (0..50).map(|i| Ns::new(&format!("c{i}"))).collect();
     let conf = node.conf("1.0.0");
-    let running: Vec<_> = pods
-        .iter()
-        .enumerate()
-        .map(|(i, pod)| {
-            let env = [
-                ("CNI_COMMAND", "ADD".to_string()),
-                ("CNI_CONTAINERID", format!("conc{i}")),
-                ("CNI_NETNS", pod.path().display().to_string()),
-                ("CNI_IFNAME", "eth0".to_string()),
-            ]
-            .into();
-            node.spawn_cni(&env, &conf)
-        })
-        .collect();
-    let ips: Vec<String> = running.into_iter().map(|r| pod_ip(r.wait().ok())).collect();
+    let ips: Vec<String> = node.add_concurrently(&conf, &pods, "conc").iter().map(|r| pod_ip(r.ok())).collect();
     let distinct: std::collections::HashSet<_> = ips.iter().collect();
     assert_eq!(distinct.len(), 50, "duplicate addresses: {ips:?}");
     assert_eq!(node.reserved_ips().len(), 50);

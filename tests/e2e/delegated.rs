@@ -121,11 +121,8 @@ fn status_and_gc_are_forwarded_to_an_ipam_plugin_that_speaks_1_1_and_skipped_for
     let mut conf = delegated(&node, json!({"type": "fake-ipam"}));
     conf["cniVersion"] = json!("1.1.0");
     let run = |command: &str, conf: &serde_json::Value| {
-        let env = [
-            ("CNI_COMMAND", command.to_string()),
-            ("CNI_PATH", format!("{}:/usr/lib/cni", bin.display())),
-        ]
-        .into();
+        let mut env = cni_env(command, "", None, "");
+        env.insert("CNI_PATH", format!("{}:/usr/lib/cni", bin.display()));
         node.spawn_cni(&env, conf).wait()
     };
     let calls = || std::fs::read_to_string(node.dir.path().join("calls")).unwrap_or_default();
@@ -156,14 +153,9 @@ fn gc_keeps_going_past_a_failing_step_and_keeps_that_record_for_a_retry() {
     let mut conf = delegated(&node, json!({"type": "fake-ipam"}));
     conf["cniVersion"] = json!("1.1.0");
     let env = |command: &str, id: &str, pod: Option<&Ns>| {
-        [
-            ("CNI_COMMAND", command.to_string()),
-            ("CNI_CONTAINERID", id.to_string()),
-            ("CNI_NETNS", pod.map(|p| p.path().display().to_string()).unwrap_or_default()),
-            ("CNI_IFNAME", "eth0".to_string()),
-            ("CNI_PATH", format!("{}:/usr/lib/cni", bin.display())),
-        ]
-        .into()
+        let mut env = cni_env(command, id, pod.map(|p| p.path()).as_deref(), "eth0");
+        env.insert("CNI_PATH", format!("{}:/usr/lib/cni", bin.display()));
+        env
     };
     let (stuck, fine) = (Ns::new("stuck"), Ns::new("fine"));
     node.spawn_cni(&env("ADD", "stuck", Some(&stuck)), &conf).wait().ok();

@@ -16,10 +16,6 @@ fn ips_of(result: &Value) -> Vec<String> {
     result["ips"].as_array().unwrap().iter().map(|i| i["address"].as_str().unwrap().to_string()).collect()
 }
 
-fn ping6(from: &Ns, ip: &str) -> bool {
-    from.exec(&["ping", "-6", "-c", "1", "-W", "2", ip]).status.success()
-}
-
 #[test]
 fn dual_stack_pods_get_both_families_and_reach_each_other_and_upstream_over_v6() {
     let node = Node::new("10.63.0.0/24");
@@ -54,10 +50,10 @@ fn dual_stack_pods_get_both_families_and_reach_each_other_and_upstream_over_v6()
     assert_eq!(String::from_utf8_lossy(&node.ns.exec(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).stdout).trim(), "1");
 
     // Pods reach each other over both families, and upstream over v6 through ip6tables masquerade.
-    assert!(ping6(&a, &v6_b), "pod a cannot reach pod b over IPv6");
-    assert!(ping6(&b, &v6_a), "pod b cannot reach pod a over IPv6");
+    assert!(a.ping(&v6_b), "pod a cannot reach pod b over IPv6");
+    assert!(b.ping(&v6_a), "pod b cannot reach pod a over IPv6");
     assert!(a.ping(&pod_ip(&rb)), "pod a cannot reach pod b over IPv4");
-    assert!(ping6(&a, "fd00:63::1"), "pod cannot reach its v6 gateway");
+    assert!(a.ping("fd00:63::1"), "pod cannot reach its v6 gateway");
     let seen = node.upstream_sees_at(&a, UPSTREAM_IP6);
     assert_eq!(seen.ip().to_string(), NODE_UPLINK_IP6, "upstream must see the node's v6 address (masquerade)");
     assert_eq!(node.upstream_sees(&a).ip().to_string(), NODE_UPLINK_IP);
@@ -90,7 +86,7 @@ fn ipv6_only_pod_and_legacy_result_shape() {
     assert!(res.get("ip4").is_none(), "{res}");
     let ip = res["ip6"]["ip"].as_str().unwrap().split('/').next().unwrap().to_string();
     assert!(ip.starts_with("fd00:64::"), "{res}");
-    assert!(ping6(&pod, "fd00:64::1"), "pod cannot reach its v6 gateway");
+    assert!(pod.ping("fd00:64::1"), "pod cannot reach its v6 gateway");
     assert_eq!(node.upstream_sees_at(&pod, UPSTREAM_IP6).ip().to_string(), NODE_UPLINK_IP6);
     node.cni("DEL", &conf, "v6only", Some(&pod.path()), "eth0").succeeded();
     node.assert_clean();
@@ -149,7 +145,7 @@ fn ranges_only_from_the_runtime_and_runtime_v4_with_configured_v6() {
     both["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "10.67.8.0/24"}]]});
     let res = node.cni("ADD", &both, "rtv4", Some(&pod.path()), "eth0").ok().clone();
     assert_eq!(ips_of(&res), vec!["10.67.8.2/24".to_string(), "fd00:67::2/64".to_string()]);
-    assert!(ping6(&pod, "fd00:67::1") && pod.ping("10.67.8.1"));
+    assert!(pod.ping("fd00:67::1") && pod.ping("10.67.8.1"));
     node.cni("DEL", &both, "rtv4", Some(&pod.path()), "eth0").succeeded();
     node.assert_clean();
 }

@@ -46,19 +46,8 @@ fn masquerade_failure_unwinds_the_kernel_work() {
     let node = Node::new("10.73.0.0/24");
     let pod = Ns::new("pod");
     // An iptables-restore that always fails, found first in PATH: the last kernel step before the record.
-    let bin = node.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("iptables-restore");
-    std::fs::write(&fake, "#!/bin/sh\necho 'iptables-restore: line 2 failed' >&2\nexit 1\n").unwrap();
-    run("chmod", &["755", fake.to_str().unwrap()]);
-    let env = [
-        ("CNI_COMMAND", "ADD".to_string()),
-        ("CNI_CONTAINERID", "masqfail".to_string()),
-        ("CNI_NETNS", pod.path().display().to_string()),
-        ("CNI_IFNAME", "eth0".to_string()),
-        ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())),
-    ]
-    .into();
+    let mut env = cni_env("ADD", "masqfail", Some(&pod.path()), "eth0");
+    env.insert("PATH", node.path_with_failing_restore("iptables-restore: line 2 failed"));
     let reply = node.spawn_cni(&env, &node.conf("1.0.0")).wait();
     let err = reply.err();
     assert_eq!(err["code"], 103, "{err}");

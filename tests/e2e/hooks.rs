@@ -380,14 +380,7 @@ fn gc_waits_for_an_add_in_flight_and_never_sees_it_half_made() {
     let conf = conf_with(&node, vec![h]);
     let warm = Ns::new("warm");
     add(&node, &conf, &warm, "warm-cache").ok(); // compiles once, outside the timed part
-    let env = [
-        ("CNI_COMMAND", "ADD".to_string()),
-        ("CNI_CONTAINERID", "slow".to_string()),
-        ("CNI_NETNS", pod.path().display().to_string()),
-        ("CNI_IFNAME", "eth0".to_string()),
-    ]
-    .into();
-    let adding = node.spawn_cni(&env, &conf);
+    let adding = node.spawn_cni(&cni_env("ADD", "slow", Some(&pod.path()), "eth0"), &conf);
     // Wait until the slow ADD holds its address (its hook spins 1.5 s from then on).
     let polling = Instant::now();
     while node.reserved_ips().len() < 2 {

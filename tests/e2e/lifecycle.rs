@@ -210,19 +210,8 @@ fn a_failed_teardown_step_keeps_the_address_and_the_record_until_a_retry_succeed
     let pod = Ns::new("stuck");
     let ip = pod_ip(node.add(&pod, "stuck").ok());
     // An iptables-restore that fails, first in PATH: the masquerade teardown of this DEL fails.
-    let bin = node.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("iptables-restore");
-    std::fs::write(&fake, "#!/bin/sh\necho 'iptables-restore: resource busy' >&2\nexit 1\n").unwrap();
-    run("chmod", &["755", fake.to_str().unwrap()]);
-    let env = [
-        ("CNI_COMMAND", "DEL".to_string()),
-        ("CNI_CONTAINERID", "stuck".to_string()),
-        ("CNI_NETNS", pod.path().display().to_string()),
-        ("CNI_IFNAME", "eth0".to_string()),
-        ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())),
-    ]
-    .into();
+    let mut env = cni_env("DEL", "stuck", Some(&pod.path()), "eth0");
+    env.insert("PATH", node.path_with_failing_restore("iptables-restore: resource busy"));
     let err = node.spawn_cni(&env, &node.conf("1.0.0")).wait().err().clone();
     assert_eq!(err["code"], 11, "{err}");
     assert!(err["msg"].as_str().unwrap().contains("stay reserved"), "{err}");
@@ -245,14 +234,10 @@ fn gc_keeps_the_address_of_a_leftover_it_could_not_remove() {
         std::fs::remove_file(record).unwrap(); // what a crash before the record leaves
     }
     // GC sees the leftover chain by its name but cannot remove it (iptables-restore fails).
-    let bin = node.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("iptables-restore");
-    std::fs::write(&fake, "#!/bin/sh\necho 'iptables-restore: resource busy' >&2\nexit 1\n").unwrap();
-    run("chmod", &["755", fake.to_str().unwrap()]);
     let mut conf = node.conf("1.1.0");
     conf["cni.dev/valid-attachments"] = json!([]);
-    let env = [("CNI_COMMAND", "GC".to_string()), ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()))].into();
+    let mut env = cni_env("GC", "", None, "");
+    env.insert("PATH", node.path_with_failing_restore("iptables-restore: resource busy"));
     let err = node.spawn_cni(&env, &conf).wait().err().clone();
     assert_eq!(err["code"], 11, "{err}");
     assert_eq!(node.reserved_ips(), vec![ip], "the address must stay while its masquerade rules are live");

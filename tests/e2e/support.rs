@@ -73,6 +73,7 @@ impl Ns {
             .expect("nsenter runs")
     }
 
+    /// One echo to `ip`, IPv4 or IPv6 (ping picks the family from the address).
     pub fn ping(&self, ip: &str) -> bool {
         self.exec(&["ping", "-c", "1", "-W", "2", ip]).status.success()
     }
@@ -113,6 +114,19 @@ impl Drop for Ns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
+}
+
+/// The environment a runtime gives one plugin call; tests add or replace variables (PATH, CNI_PATH).
+pub fn cni_env(command: &str, container_id: &str, netns: Option<&Path>, ifname: &str) -> HashMap<&'static str, String> {
+    [
+        ("CNI_COMMAND", command.to_string()),
+        ("CNI_CONTAINERID", container_id.to_string()),
+        ("CNI_NETNS", netns.map(|p| p.display().to_string()).unwrap_or_default()),
+        ("CNI_IFNAME", ifname.to_string()),
+        ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=test".to_string()),
+        ("CNI_PATH", "/usr/lib/cni".to_string()),
+    ]
+    .into()
 }
 
 /// What the plugin printed and how it exited.
@@ -193,16 +207,27 @@ impl Node {
 
     /// Execs the plugin inside the node namespace exactly as a runtime does: env + config on stdin.
     pub fn cni(&self, command: &str, conf: &Value, container_id: &str, netns: Option<&Path>, ifname: &str) -> Reply {
-        let env: HashMap<&str, String> = [
-            ("CNI_COMMAND", command.to_string()),
-            ("CNI_CONTAINERID", container_id.to_string()),
-            ("CNI_NETNS", netns.map(|p| p.display().to_string()).unwrap_or_default()),
-            ("CNI_IFNAME", ifname.to_string()),
-            ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=test".to_string()),
-            ("CNI_PATH", "/usr/lib/cni".to_string()),
-        ]
-        .into();
-        self.spawn_cni(&env, conf).wait()
+        self.spawn_cni(&cni_env(command, container_id, netns, ifname), conf).wait()
+    }
+
+    /// ADD for every pod at once (container ids `{prefix}0`, `{prefix}1`...), as racing runtimes would.
+    pub fn add_concurrently(&self, conf: &Value, pods: &[Ns], prefix: &str) -> Vec<Reply> {
+        let running: Vec<Running> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, pod)| self.spawn_cni(&cni_env("ADD", &format!("{prefix}{i}"), Some(&pod.path()), "eth0"), conf))
+            .collect();
+        running.into_iter().map(Running::wait).collect()
+    }
+
+    /// A PATH whose first directory holds an `iptables-restore` that always fails with `message`.
+    pub fn path_with_failing_restore(&self, message: &str) -> String {
+        let bin = self.dir.path().join("failing-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = bin.join("iptables-restore");
+        std::fs::write(&fake, format!("#!/bin/sh\necho '{message}' >&2\nexit 1\n")).unwrap();
+        run("chmod", &["755", fake.to_str().unwrap()]);
+        format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())
     }
 
     pub fn spawn_cni(&self, env: &HashMap<&str, String>, conf: &Value) -> Running {
