@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use super::record::{self, Record};
 use super::rollback::Undo;
+use crate::cni::conf::{Mode, NetConf};
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
 use crate::error::{Error, Result};
@@ -43,13 +44,13 @@ pub fn run(req: &Request) -> Result<()> {
                 if !l.up {
                     missing.push(format!("host veth {} is down", rec.host_veth));
                 }
-                // Bridged: the result's first interface is the bridge; the veth must still be its port.
-                if rec.result.interfaces.len() == 3 {
-                    check_bridge(&node, &rec, &l, req.conf.bridge_is_gateway(), &mut missing).await;
+                let bridged = req.conf.mode == Mode::Bridge;
+                if bridged {
+                    check_bridge(&node, &rec, &l, &req.conf, &mut missing).await;
                 }
-                // Routed (ptp) pods: the node reaches each pod address through a host route on the veth. A
-                // bridged attachment's result lists the bridge too, and the subnet route is the bridge's.
-                if rec.result.interfaces.len() == 2 {
+                // Routed (ptp) pods: the node reaches each pod address through a host route on the veth; a
+                // bridged pod's subnet route is the bridge's.
+                if !bridged {
                     for ip in &rec.result.ips {
                         let table = listed(node.routes(ip.address.addr().is_ipv6()).await, "list node routes", &mut missing);
                         let dst = host_net(ip.address.addr());
@@ -138,8 +139,8 @@ pub fn run(req: &Request) -> Result<()> {
 }
 
 /// The bridge exists, is up, holds the gateways (isGateway) and still has the pod's veth as a port.
-async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkInfo, is_gateway: bool, missing: &mut Vec<String>) {
-    let name = &rec.result.interfaces[0].name;
+async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkInfo, conf: &NetConf, missing: &mut Vec<String>) {
+    let name = conf.bridge_name();
     let bridge = match node.link(name).await {
         Ok(Some(b)) => b,
         Ok(None) => return missing.push(format!("bridge {name} is missing")),
@@ -151,7 +152,7 @@ async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkI
     if veth.controller != Some(bridge.index) {
         missing.push(format!("host veth {} is not a port of bridge {name}", veth.name));
     }
-    if is_gateway {
+    if conf.bridge_is_gateway() {
         let have = listed(node.addresses(bridge.index).await, "list bridge addresses", missing);
         for ip in &rec.result.ips {
             if let Some(gw) = ip.gateway {
