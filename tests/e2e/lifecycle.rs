@@ -100,6 +100,24 @@ fn check_passes_then_names_what_was_removed() {
     pod.ip(&["addr", "del", addr, "dev", "eth0"]);
     let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
     assert!(err["msg"].as_str().unwrap().contains(&format!("address {addr} is missing")), "{err}");
+
+    // The masquerade chain, the reservation and the host veth (which takes the pod's eth0 with it).
+    let chain = wasmcni::firewall::chain_name(&node.network, "chk");
+    let saved = node.ns.iptables_save();
+    let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap();
+    // The jump carries a quoted comment: delete it as iptables-save printed it, through iptables-restore.
+    let teardown = node.dir.path().join("teardown");
+    std::fs::write(&teardown, format!("*nat\n-D{}\n-F {chain}\n-X {chain}\nCOMMIT\n", &jump[2..])).unwrap();
+    let restore = format!("iptables-restore --noflush < {}", teardown.display());
+    assert!(node.ns.exec(&["sh", "-c", &restore]).status.success());
+    std::fs::remove_file(node.ipam_dir().join(&node.network).join(pod_ip(&res))).unwrap();
+    node.ns.ip(&["link", "del", host]);
+    let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("masquerade chain {chain} is missing")), "{err}");
+    assert!(msg.contains(&format!("IP reservation for {} is missing", pod_ip(&res))), "{err}");
+    assert!(msg.contains(&format!("host veth {host} is missing")), "{err}");
+    assert!(msg.contains("interface eth0 is missing"), "{err}");
     node.cni("DEL", &conf, "chk", Some(&pod.path()), "eth0").succeeded();
     node.assert_clean();
 }
@@ -116,6 +134,13 @@ fn status_reports_ready_and_names_an_unusable_state_dir() {
     let err = node.cni("STATUS", &bad, "", None, "").err().clone();
     assert_eq!(err["code"], 50, "{err}");
     assert!(err["msg"].as_str().unwrap().contains("file/state"), "{err}");
+
+    // iptables that does not work (ipMasq needs it).
+    let mut env = cni_env("STATUS", "", None, "");
+    env.insert("PATH", node.path_with_failing("iptables-save", "iptables: Permission denied"));
+    let err = node.spawn_cni(&env, &conf).wait().err().clone();
+    assert_eq!(err["code"], 50, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("iptables is not usable"), "{err}");
 }
 
 #[test]
@@ -154,6 +179,34 @@ fn gc_removes_exactly_the_attachments_not_listed() {
 }
 
 #[test]
+fn gc_leaves_another_networks_attachments_alone() {
+    let node = Node::new("10.72.0.0/24");
+    let (a, b) = (Ns::new("neta"), Ns::new("netb"));
+    node.add(&a, "on-a").ok();
+    // A second network on the same node, same state and IPAM dirs, another subnet.
+    let mut other = node.conf("1.1.0");
+    other["name"] = json!("othernet");
+    other["ipam"]["subnet"] = json!("10.73.0.0/24");
+    node.cni("ADD", &other, "on-b", Some(&b.path()), "eth0").ok();
+    // GC of the first network with nothing valid, and with a record lost (so the leftover sweep runs too).
+    for record in node.records() {
+        std::fs::remove_file(record).unwrap();
+    }
+    let mut gc = node.conf("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    node.cni("GC", &gc, "", None, "").succeeded();
+    assert!(node.reserved_ips().is_empty() && node.records().is_empty());
+    // The other network's record, veth, reservation and chain are untouched, and its pod still works.
+    assert_eq!(node.host_veths().len(), 1, "{:?}", node.host_veths());
+    assert!(node.ipam_dir().join("othernet").join("10.73.0.2").is_file());
+    assert!(node.state_dir().join("attachments/othernet").read_dir().unwrap().count() == 1);
+    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::chain_name("othernet", "on-b")));
+    assert!(b.ping("10.73.0.1"));
+    node.cni("DEL", &other, "on-b", Some(&b.path()), "eth0").succeeded();
+    node.assert_clean();
+}
+
+#[test]
 fn gc_reads_the_draft_key_cni_dev_attachments_too() {
     let node = Node::new("10.71.0.0/24");
     let (keep, stale) = (Ns::new("keep"), Ns::new("stale"));
@@ -180,6 +233,13 @@ fn runtime_config_ips_and_mac_are_honoured() {
     assert_eq!(res["interfaces"][1]["mac"], "02:11:22:33:44:55");
     assert!(pod.ip(&["link", "show", "eth0"]).contains("link/ether 02:11:22:33:44:55"));
     node.cni("DEL", &conf, "caps", Some(&pod.path()), "eth0").succeeded();
+
+    // CNI_ARGS MAC= (the reference plugins' argument for the same).
+    let mut env = cni_env("ADD", "capsmac", Some(&pod.path()), "eth0");
+    env.insert("CNI_ARGS", "IgnoreUnknown=1;MAC=02:aa:bb:cc:dd:ee".into());
+    node.spawn_cni(&env, &node.conf("1.0.0")).wait().ok();
+    assert!(pod.ip(&["link", "show", "eth0"]).contains("link/ether 02:aa:bb:cc:dd:ee"));
+    node.cni("DEL", &node.conf("1.0.0"), "capsmac", Some(&pod.path()), "eth0").succeeded();
 
     // args.cni.ips (the convention of the reference plugins for the same capability).
     let mut args = node.conf("1.0.0");

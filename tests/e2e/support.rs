@@ -222,9 +222,14 @@ impl Node {
 
     /// A PATH whose first directory holds an `iptables-restore` that always fails with `message`.
     pub fn path_with_failing_restore(&self, message: &str) -> String {
+        self.path_with_failing("iptables-restore", message)
+    }
+
+    /// A PATH whose first directory holds a `tool` that always fails with `message`.
+    pub fn path_with_failing(&self, tool: &str, message: &str) -> String {
         let bin = self.dir.path().join("failing-bin");
         std::fs::create_dir_all(&bin).unwrap();
-        let fake = bin.join("iptables-restore");
+        let fake = bin.join(tool);
         std::fs::write(&fake, format!("#!/bin/sh\necho '{message}' >&2\nexit 1\n")).unwrap();
         run("chmod", &["755", fake.to_str().unwrap()]);
         format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())
