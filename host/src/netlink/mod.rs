@@ -19,6 +19,11 @@ pub fn is_errno(e: &RtError, code: nix::errno::Errno) -> bool {
     errno(e) == Some(code as i32)
 }
 
+/// A netlink failure as the crate's error, worded by `describe`.
+pub fn err(op: String, e: RtError) -> crate::error::Error {
+    crate::error::Error::Netlink(describe(&op, &e))
+}
+
 /// Spec-free formatting: "what we tried: what the kernel said".
 pub fn describe(op: &str, e: &RtError) -> String {
     match errno(e) {

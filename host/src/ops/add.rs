@@ -4,7 +4,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use sha2::{Digest, Sha256};
 
 use super::bridge;
 use super::plan::Plan;
@@ -158,7 +157,7 @@ struct Wiring<'a> {
 async fn settle(nl: &Netlink, index: u32, what: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let tentative = nl.tentative_addresses(index).await.map_err(|e| nl_err(format!("list addresses of {what}"), e))?;
+        let tentative = nl.tentative_addresses(index).await.map_err(|e| netlink::err(format!("list addresses of {what}"), e))?;
         if tentative.is_empty() {
             return Ok(());
         }
@@ -169,9 +168,6 @@ async fn settle(nl: &Netlink, index: u32, what: &str) -> Result<()> {
     }
 }
 
-fn nl_err(op: String, e: rtnetlink::Error) -> Error {
-    Error::Netlink(netlink::describe(&op, &e))
-}
 
 fn default_route(gw: IpAddr) -> IpNet {
     match gw {
@@ -300,7 +296,7 @@ impl Wiring<'_> {
                     .node
                     .set_hairpin(host.index)
                     .await
-                    .map_err(|e| nl_err(format!("set hairpin mode on {}", host.name), e))?,
+                    .map_err(|e| netlink::err(format!("set hairpin mode on {}", host.name), e))?,
                 Some(_) => {}
             }
             Ok::<_, Error>(())
@@ -362,17 +358,17 @@ impl Wiring<'_> {
                     self.req.container_id
                 )));
             }
-            Err(e) => return Err(nl_err(format!("create veth {host} with peer {ifname} in netns {ns}"), e)),
+            Err(e) => return Err(netlink::err(format!("create veth {host} with peer {ifname} in netns {ns}"), e)),
         }
         record.undo.push(Undo::DeleteHostLink { name: host.clone() });
-        let host_link = self.node.link(&host).await.map_err(|e| nl_err(format!("look up {host}"), e))?;
-        let pod_link = pod.link(ifname).await.map_err(|e| nl_err(format!("look up {ifname} in netns {ns}"), e))?;
+        let host_link = self.node.link(&host).await.map_err(|e| netlink::err(format!("look up {host}"), e))?;
+        let pod_link = pod.link(ifname).await.map_err(|e| netlink::err(format!("look up {ifname} in netns {ns}"), e))?;
         match (host_link, pod_link) {
             (Some(h), Some(p)) => {
                 // The attachment, written into the node end, lets GC find it should the record be lost.
                 let r = self.req;
                 let alias = super::leaks::veth_alias(&r.conf.name, &r.container_id, &r.ifname);
-                self.node.set_alias(h.index, &alias).await.map_err(|e| nl_err(format!("set alias of {host}"), e))?;
+                self.node.set_alias(h.index, &alias).await.map_err(|e| netlink::err(format!("set alias of {host}"), e))?;
                 Ok((h, p))
             }
             _ => Err(Error::Netlink(format!("veth {host}/{ifname} vanished right after it was created"))),
@@ -397,20 +393,20 @@ impl Wiring<'_> {
         if v6 {
             crate::sysctl::disable_dad(Some(pod_ns), ifname)?;
         }
-        pod.set_up(index).await.map_err(|e| nl_err(format!("set {ifname} up in netns {ns}"), e))?;
+        pod.set_up(index).await.map_err(|e| netlink::err(format!("set {ifname} up in netns {ns}"), e))?;
         // lo is ifindex 1 in every network namespace.
-        pod.set_up(LOOPBACK_INDEX).await.map_err(|e| nl_err(format!("set lo up in netns {ns}"), e))?;
+        pod.set_up(LOOPBACK_INDEX).await.map_err(|e| netlink::err(format!("set lo up in netns {ns}"), e))?;
         for r in reserved {
             let addr = IpNet::new(r.ip, r.range.subnet.prefix_len()).expect("prefix from a valid subnet");
             let gw = r.range.gateway;
             pod
                 .add_address(index, addr, routed)
                 .await
-                .map_err(|e| nl_err(format!("add {addr} to {} in netns {ns}", self.req.ifname), e))?;
+                .map_err(|e| netlink::err(format!("add {addr} to {} in netns {ns}", self.req.ifname), e))?;
             if routed {
                 pod.add_route(host_net(gw), None, index, true)
                     .await
-                    .map_err(|e| nl_err(format!("add route to gateway {gw} in netns {ns}"), e))?;
+                    .map_err(|e| netlink::err(format!("add route to gateway {gw} in netns {ns}"), e))?;
             }
             let default = default_route(gw);
             // A bridged pod without isDefaultGateway still gets a default route its IPAM config lists.
@@ -418,14 +414,14 @@ impl Wiring<'_> {
             if own_default {
                 pod.add_route(default, Some(gw), index, false)
                     .await
-                    .map_err(|e| nl_err(format!("add default route via {gw} in netns {ns}"), e))?;
+                    .map_err(|e| netlink::err(format!("add default route via {gw} in netns {ns}"), e))?;
             }
             for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && !(own_default && rt.dst == default)) {
                 let via = route.gw.unwrap_or(gw);
                 pod
                     .add_route(route.dst, Some(via), index, false)
                     .await
-                    .map_err(|e| nl_err(format!("add route {} via {via} in netns {ns}", route.dst), e))?;
+                    .map_err(|e| netlink::err(format!("add route {} via {via} in netns {ns}", route.dst), e))?;
             }
         }
         if v6 {
@@ -438,14 +434,14 @@ impl Wiring<'_> {
     async fn configure_host(&self, host: &netlink::LinkInfo, reserved: &[Reserved]) -> Result<()> {
         if self.v6(reserved) {
             crate::sysctl::disable_dad(None, &host.name)?;
-            self.node.set_up(host.index).await.map_err(|e| nl_err(format!("set {} up", host.name), e))?;
+            self.node.set_up(host.index).await.map_err(|e| netlink::err(format!("set {} up", host.name), e))?;
         }
         for r in reserved {
             let gw = host_net(r.range.gateway);
             self.node
                 .add_address(host.index, gw, false)
                 .await
-                .map_err(|e| nl_err(format!("add gateway {gw} to {}", host.name), e))?;
+                .map_err(|e| netlink::err(format!("add gateway {gw} to {}", host.name), e))?;
             let pod = host_net(r.ip);
             match self.node.add_route(pod, None, host.index, true).await {
                 Ok(()) => {}
@@ -455,7 +451,7 @@ impl Wiring<'_> {
                          (a leaked attachment, or a range overlapping another network)"
                     )))
                 }
-                Err(e) => return Err(nl_err(format!("add route to {pod} via {}", host.name), e)),
+                Err(e) => return Err(netlink::err(format!("add route to {pod} via {}", host.name), e)),
             }
         }
         Ok(())
@@ -513,11 +509,7 @@ struct Macs {
 
 impl Macs {
     fn for_attachment(id: &str, ifname: &str, plan: &Plan) -> Result<Self> {
-        let derive = |side: &str| {
-            let d = Sha256::digest(format!("{id}/{ifname}/{side}").as_bytes());
-            // Locally administered, unicast.
-            [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
-        };
+        let derive = |side: &str| super::derived_mac(&format!("{id}/{ifname}/{side}"));
         let pod = match plan.mac.as_deref() {
             Some(m) => crate::hooks::validate::mac(m).map_err(Error::InvalidConfig)?,
             None => derive("pod"),

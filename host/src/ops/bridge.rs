@@ -7,32 +7,27 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use nix::errno::Errno;
-use sha2::{Digest, Sha256};
 
 use crate::cni::conf::NetConf;
 use crate::error::{Error, Result};
 use crate::ipam::Reserved;
 use crate::netlink::{self, LinkInfo, Netlink};
 
-fn nl_err(op: String, e: rtnetlink::Error) -> Error {
-    Error::Netlink(netlink::describe(&op, &e))
-}
 
 /// The bridge's MAC, derived from its name: stable across node reboots and pod churn.
 fn bridge_mac(name: &str) -> [u8; 6] {
-    let d = Sha256::digest(format!("bridge/{name}").as_bytes());
-    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
+    super::derived_mac(&format!("bridge/{name}"))
 }
 
 /// Finds or creates the bridge, up, promiscuous if asked, with the gateway addresses if it is the gateway.
 pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Result<LinkInfo> {
     let name = conf.bridge_name();
-    let bridge = match node.link(name).await.map_err(|e| nl_err(format!("look up bridge {name}"), e))? {
+    let bridge = match node.link(name).await.map_err(|e| netlink::err(format!("look up bridge {name}"), e))? {
         Some(link) => link,
         None => match node.create_bridge(name, conf.mtu, bridge_mac(name), conf.promisc_mode).await {
             Ok(()) => lookup(node, name).await?,
             Err(e) if netlink::is_errno(&e, Errno::EEXIST) => lookup(node, name).await?,
-            Err(e) => return Err(nl_err(format!("create bridge {name}"), e)),
+            Err(e) => return Err(netlink::err(format!("create bridge {name}"), e)),
         },
     };
     if bridge.kind.as_deref() != Some("bridge") {
@@ -44,10 +39,10 @@ pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Re
     if !bridge.up {
         // Created down (by us or a racing ADD): DAD off before it comes up, so a v6 gateway is usable at once.
         crate::sysctl::disable_dad(None, name).or_else(ipv6_disabled)?;
-        node.set_up(bridge.index).await.map_err(|e| nl_err(format!("set bridge {name} up"), e))?;
+        node.set_up(bridge.index).await.map_err(|e| netlink::err(format!("set bridge {name} up"), e))?;
     }
     if conf.promisc_mode && !bridge.promisc {
-        node.set_promisc(bridge.index).await.map_err(|e| nl_err(format!("set bridge {name} promiscuous"), e))?;
+        node.set_promisc(bridge.index).await.map_err(|e| netlink::err(format!("set bridge {name} promiscuous"), e))?;
     }
     if conf.bridge_is_gateway() {
         for r in reserved {
@@ -69,14 +64,14 @@ fn ipv6_disabled(e: Error) -> Result<()> {
 async fn lookup(node: &Netlink, name: &str) -> Result<LinkInfo> {
     node.link(name)
         .await
-        .map_err(|e| nl_err(format!("look up bridge {name}"), e))?
+        .map_err(|e| netlink::err(format!("look up bridge {name}"), e))?
         .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished right after it was created")))
 }
 
 /// The reference plugin's rule: the bridge may hold one address per subnet. A different address in the
 /// gateway's subnet is an error, unless `forceAddress` says to replace it.
 async fn ensure_address(node: &Netlink, bridge: &LinkInfo, gw: IpNet, force: bool) -> Result<()> {
-    let have = node.addresses(bridge.index).await.map_err(|e| nl_err(format!("list addresses of {}", bridge.name), e))?;
+    let have = node.addresses(bridge.index).await.map_err(|e| netlink::err(format!("list addresses of {}", bridge.name), e))?;
     if have.contains(&gw) {
         return Ok(());
     }
@@ -91,7 +86,7 @@ async fn ensure_address(node: &Netlink, bridge: &LinkInfo, gw: IpNet, force: boo
         match node.delete_address(bridge.index, *other).await {
             // A racing ADD with forceAddress removed it first.
             Err(e) if !netlink::is_errno(&e, Errno::EADDRNOTAVAIL) => {
-                return Err(nl_err(format!("remove {other} from {} (forceAddress)", bridge.name), e))
+                return Err(netlink::err(format!("remove {other} from {} (forceAddress)", bridge.name), e))
             }
             _ => {}
         }
@@ -99,7 +94,7 @@ async fn ensure_address(node: &Netlink, bridge: &LinkInfo, gw: IpNet, force: boo
     match node.add_address(bridge.index, gw, false).await {
         Ok(()) => Ok(()),
         Err(e) if netlink::is_errno(&e, Errno::EEXIST) => Ok(()),
-        Err(e) => Err(nl_err(format!("add gateway {gw} to bridge {}", bridge.name), e)),
+        Err(e) => Err(netlink::err(format!("add gateway {gw} to bridge {}", bridge.name), e)),
     }
 }
 

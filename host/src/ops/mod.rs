@@ -30,6 +30,12 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     format!("internal error (a bug in wasmcni): {}", what.unwrap_or_else(|| "panic".into()))
 }
 
+/// A MAC derived from `seed`: locally administered, unicast, stable for the same seed.
+pub fn derived_mac(seed: &str) -> [u8; 6] {
+    let d = Sha256::digest(seed.as_bytes());
+    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
+}
+
 /// The node-side veth name: deterministic (DEL and GC find it without state) and within IFNAMSIZ.
 pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
     let digest = Sha256::digest(format!("{container_id}/{ifname}").as_bytes());
