@@ -39,6 +39,29 @@ pub fn hex(bytes: &[u8], sep: &str) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep)
 }
 
+/// Parses "aa:bb:cc:dd:ee:ff" (either case) and requires a unicast, non-zero address: one a pod can use.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address like 02:00:00:00:00:01");
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 6];
+    for (o, p) in out.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if out[0] & 1 == 1 {
+        return Err(format!("{s} is a multicast address"));
+    }
+    if out == [0; 6] {
+        return Err("the zero address is not usable".into());
+    }
+    Ok(out)
+}
+
 /// The address as a host prefix (/32 or /128).
 pub fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)

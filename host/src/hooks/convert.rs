@@ -42,7 +42,7 @@ pub fn plan(p: &Plan) -> wit::Plan {
         ips: p.requested_ips.iter().map(|i| i.to_string()).collect(),
         routes: p.routes.iter().map(route).collect(),
         mtu: p.mtu,
-        mac: p.mac.clone(),
+        mac: p.mac.map(|m| crate::netaddr::hex(&m, ":")),
         dns: dns(&p.dns),
     }
 }

@@ -189,7 +189,7 @@ impl Fixture {
                     out["mtu"] = json!(mtu);
                 }
                 if let Some(mac) = checked.mac {
-                    out["mac"] = json!(mac);
+                    out["mac"] = json!(crate::netaddr::hex(&mac, ":"));
                 }
                 Ok(out)
             }

@@ -10,6 +10,7 @@ use crate::cni::conf::Dns;
 use crate::cni::result::Route;
 use crate::firewall::hookrules::{Action, Direction, HookRule, Protocol};
 use crate::ipam::IpamConfig;
+use crate::netaddr::parse_mac;
 use crate::ops::plan::Plan;
 
 /// More rules than this from one hook is a bug, not a policy.
@@ -73,35 +74,12 @@ pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
             return Err(format!("field mtu: {mtu} is outside 68..=65535"));
         }
     }
-    let mac = p.mac.map(|m| mac(&m).map(|_| m.to_ascii_lowercase())).transpose()?;
+    let mac = p.mac.map(|m| parse_mac(&m).map_err(|e| format!("field mac: {e}"))).transpose()?;
     for (i, ns) in p.dns.nameservers.iter().enumerate() {
         ip(&format!("dns.nameservers[{i}]"), ns)?;
     }
     let dns = Dns { nameservers: p.dns.nameservers, domain: p.dns.domain, search: p.dns.search, options: p.dns.options };
     Ok(Plan { requested_ips, routes, mtu: p.mtu, mac, dns })
-}
-
-/// Parses "aa:bb:cc:dd:ee:ff" and requires a unicast, non-zero address.
-pub fn mac(s: &str) -> Result<[u8; 6], String> {
-    let bad = || format!("field mac: {s:?} is not a MAC address like 02:00:00:00:00:01");
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 6];
-    for (o, p) in out.iter_mut().zip(&parts) {
-        if p.len() != 2 {
-            return Err(bad());
-        }
-        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-    }
-    if out[0] & 1 == 1 {
-        return Err(format!("field mac: {s} is a multicast address"));
-    }
-    if out == [0; 6] {
-        return Err("field mac: the zero address is not usable".into());
-    }
-    Ok(out)
 }
 
 pub fn rules(rules: Vec<wit::Rule>) -> Result<Vec<HookRule>, String> {

@@ -229,7 +229,7 @@ impl Wiring<'_> {
         // Every field of the result is decided here (we choose the MACs), so post-ADD hooks run now and their
         // rules go into the same iptables-restore as masquerade, which runs while netlink wires the pod.
         // The rules are in place before the pod's interface comes up: no packet passes unfiltered.
-        let macs = Macs::for_attachment(id, ifname, &plan)?;
+        let macs = Macs::for_attachment(id, ifname, &plan);
         // Bridge mode: the shared bridge (and gateway) first; the result names it.
         let bridge = match req.conf.mode {
             Mode::Bridge => Some(self.rt.block_on(bridge::ensure(self.node, &req.conf, &reserved))?),
@@ -508,13 +508,9 @@ struct Macs {
 }
 
 impl Macs {
-    fn for_attachment(id: &str, ifname: &str, plan: &Plan) -> Result<Self> {
+    fn for_attachment(id: &str, ifname: &str, plan: &Plan) -> Self {
         let derive = |side: &str| super::derived_mac(&format!("{id}/{ifname}/{side}"));
-        let pod = match plan.mac.as_deref() {
-            Some(m) => crate::hooks::validate::mac(m).map_err(Error::InvalidConfig)?,
-            None => derive("pod"),
-        };
-        Ok(Macs { host: derive("host"), pod })
+        Macs { host: derive("host"), pod: plan.mac.unwrap_or_else(|| derive("pod")) }
     }
 }
 

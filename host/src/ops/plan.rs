@@ -18,7 +18,7 @@ pub struct Plan {
     pub routes: Vec<Route>,
     pub mtu: Option<u32>,
     /// MAC of the pod interface.
-    pub mac: Option<String>,
+    pub mac: Option<[u8; 6]>,
     pub dns: Dns,
 }
 
@@ -55,9 +55,9 @@ impl Plan {
             .and_then(|r| r.get("mac"))
             .and_then(Value::as_str)
             .or_else(|| req.arg("MAC"))
-            .map(|m| crate::hooks::validate::mac(m).map(|_| m.to_ascii_lowercase()))
+            .map(crate::netaddr::parse_mac)
             .transpose()
-            .map_err(Error::InvalidConfig)?;
+            .map_err(|e| Error::InvalidConfig(format!("pod MAC: {e}")))?;
         Ok(Plan {
             requested_ips,
             routes: ipam_routes.to_vec(),
