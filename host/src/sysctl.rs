@@ -24,6 +24,13 @@ pub fn disable_dad(ns: Option<&crate::netns::NetNs>, ifname: &str) -> Result<(),
         Some(ns) => ns.run(|| fs::write(&path, "0")).and_then(|r| r),
         None => fs::write(&path, "0"),
     };
-    let where_ = ns.map(|n| format!(" in netns {}", n.path().display())).unwrap_or_default();
-    written.map_err(|e| Error::io(format!("cannot turn off DAD ({path}{where_})"), e))
+    match written {
+        // No IPv6 on this link or node: no DAD to turn off.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            let where_ = ns.map(|n| format!(" in netns {}", n.path().display())).unwrap_or_default();
+            Err(Error::io(format!("cannot turn off DAD ({path}{where_})"), e))
+        }
+        Ok(()) => Ok(()),
+    }
 }

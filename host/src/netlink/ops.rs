@@ -176,9 +176,9 @@ impl Netlink {
         self.handle.link().add(msg.build()).execute().await
     }
 
-    /// The kernel ignores IFLA_IFALIAS when it creates a link: set it afterwards.
-    pub async fn set_alias(&self, index: u32, alias: &str) -> Result<(), RtError> {
-        self.handle.link().set(LinkUnspec::new_with_index(index).alias(alias).build()).execute().await
+    /// The kernel ignores IFLA_IFALIAS when it creates a link: set it afterwards, by name.
+    pub async fn set_alias(&self, name: &str, alias: &str) -> Result<(), RtError> {
+        self.handle.link().set(LinkUnspec::new_with_name(name).alias(alias).build()).execute().await
     }
 
     pub async fn set_promisc(&self, index: u32) -> Result<(), RtError> {
@@ -195,8 +195,9 @@ impl Netlink {
         self.handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await
     }
 
-    pub async fn delete_link(&self, index: u32) -> Result<(), RtError> {
-        self.handle.link().del(index).execute().await
+    /// Deletes by name in one request (no lookup first).
+    pub async fn delete_link(&self, name: &str) -> Result<(), RtError> {
+        self.handle.link().del_with_message(LinkUnspec::new_with_name(name).build()).execute().await
     }
 
     /// Adds `addr` (address + prefix length). `no_prefix_route` keeps the kernel from adding a subnet route,

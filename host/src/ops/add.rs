@@ -289,7 +289,7 @@ impl Wiring<'_> {
                 controller: bridge.as_ref().map(|b| b.index),
             };
             let (host, pod_if) = self.create_veth(record, &spec, &pod).await?;
-            self.configure_pod(&pod_ns, &pod, pod_if.index, &reserved, &plan, bridge.is_none()).await?;
+            self.configure_pod(&pod_ns, &pod, pod_if.index, &reserved, &result.routes, bridge.is_none()).await?;
             match &bridge {
                 None => self.configure_host(&host, &reserved).await?,
                 Some(_) if req.conf.hairpin_mode => self
@@ -361,39 +361,37 @@ impl Wiring<'_> {
             Err(e) => return Err(netlink::err(format!("create veth {host} with peer {ifname} in netns {ns}"), e)),
         }
         record.undo.push(Undo::DeleteHostLink { name: host.clone() });
-        let host_link = self.node.link(&host).await.map_err(|e| netlink::err(format!("look up {host}"), e))?;
-        let pod_link = pod.link(ifname).await.map_err(|e| netlink::err(format!("look up {ifname} in netns {ns}"), e))?;
-        match (host_link, pod_link) {
-            (Some(h), Some(p)) => {
-                // The attachment, written into the node end, lets GC find it should the record be lost.
-                let r = self.req;
-                let alias = super::leaks::veth_alias(&r.conf.name, &r.container_id, &r.ifname);
-                self.node.set_alias(h.index, &alias).await.map_err(|e| netlink::err(format!("set alias of {host}"), e))?;
-                Ok((h, p))
-            }
-            _ => Err(Error::Netlink(format!("veth {host}/{ifname} vanished right after it was created"))),
-        }
+        // The attachment, written into the node end, lets GC find it should the record be lost. The kernel
+        // ignores an alias at creation; it is set (by name) alongside the two index lookups, in one round trip.
+        let r = self.req;
+        let alias = super::leaks::veth_alias(&r.conf.name, &r.container_id, &r.ifname);
+        let (host_link, pod_link, aliased) = futures::join!(self.node.link(&host), pod.link(ifname), self.node.set_alias(&host, &alias));
+        aliased.map_err(|e| netlink::err(format!("set alias of {host}"), e))?;
+        let host_link = host_link.map_err(|e| netlink::err(format!("look up {host}"), e))?;
+        let pod_link = pod_link.map_err(|e| netlink::err(format!("look up {ifname} in netns {ns}"), e))?;
+        host_link.zip(pod_link).ok_or_else(|| Error::Netlink(format!("veth {host}/{ifname} vanished right after it was created")))
     }
 
-    /// Pod side: lo up and the addresses. Routed (ptp): without a subnet route, a link-scope route to the
-    /// gateway, the default route via it. Bridged: with the subnet route (pods share the segment), the
-    /// default route only with isDefaultGateway. Configured routes in both.
+    /// Pod side: lo up, the addresses and the result's routes (each via its family's gateway unless it names
+    /// one). Routed (ptp): addresses without a subnet route, and a link-scope route to the gateway first.
+    /// Bridged: with the subnet route, since pods share the segment.
     async fn configure_pod(
         &self,
         pod_ns: &NetNs,
         pod: &Netlink,
         index: u32,
         reserved: &[Reserved],
-        plan: &Plan,
+        routes: &[Route],
         routed: bool,
     ) -> Result<()> {
         let ns = pod_ns.path().display();
         let ifname = &self.req.ifname;
         let v6 = self.v6(reserved);
         if v6 {
-            crate::sysctl::disable_dad(Some(pod_ns), ifname)?;
+            super::up_without_dad(pod, Some(pod_ns), index, ifname).await?;
+        } else {
+            pod.set_up(index).await.map_err(|e| netlink::err(format!("set {ifname} up in netns {ns}"), e))?;
         }
-        pod.set_up(index).await.map_err(|e| netlink::err(format!("set {ifname} up in netns {ns}"), e))?;
         // lo is ifindex 1 in every network namespace.
         pod.set_up(LOOPBACK_INDEX).await.map_err(|e| netlink::err(format!("set lo up in netns {ns}"), e))?;
         for r in reserved {
@@ -408,15 +406,7 @@ impl Wiring<'_> {
                     .await
                     .map_err(|e| netlink::err(format!("add route to gateway {gw} in netns {ns}"), e))?;
             }
-            let default = default_route(gw);
-            // A bridged pod without isDefaultGateway still gets a default route its IPAM config lists.
-            let own_default = routed || self.req.conf.is_default_gateway;
-            if own_default {
-                pod.add_route(default, Some(gw), index, false)
-                    .await
-                    .map_err(|e| netlink::err(format!("add default route via {gw} in netns {ns}"), e))?;
-            }
-            for route in plan.routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4() && !(own_default && rt.dst == default)) {
+            for route in routes.iter().filter(|rt| rt.dst.addr().is_ipv4() == gw.is_ipv4()) {
                 let via = route.gw.unwrap_or(gw);
                 pod
                     .add_route(route.dst, Some(via), index, false)
@@ -433,8 +423,7 @@ impl Wiring<'_> {
     /// Node side: the gateway address as a host prefix on the veth and a host route to each pod address.
     async fn configure_host(&self, host: &netlink::LinkInfo, reserved: &[Reserved]) -> Result<()> {
         if self.v6(reserved) {
-            crate::sysctl::disable_dad(None, &host.name)?;
-            self.node.set_up(host.index).await.map_err(|e| netlink::err(format!("set {} up", host.name), e))?;
+            super::up_without_dad(self.node, None, host.index, &host.name).await?;
         }
         for r in reserved {
             let gw = host_net(r.range.gateway);

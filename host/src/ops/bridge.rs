@@ -37,9 +37,8 @@ pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Re
         )));
     }
     if !bridge.up {
-        // Created down (by us or a racing ADD): DAD off before it comes up, so a v6 gateway is usable at once.
-        crate::sysctl::disable_dad(None, name).or_else(ipv6_disabled)?;
-        node.set_up(bridge.index).await.map_err(|e| netlink::err(format!("set bridge {name} up"), e))?;
+        // Created down (by us or a racing ADD) so that a v6 gateway on it is usable at once.
+        super::up_without_dad(node, None, bridge.index, name).await?;
     }
     if conf.promisc_mode && !bridge.promisc {
         node.set_promisc(bridge.index).await.map_err(|e| netlink::err(format!("set bridge {name} promiscuous"), e))?;
@@ -51,14 +50,6 @@ pub async fn ensure(node: &Netlink, conf: &NetConf, reserved: &[Reserved]) -> Re
         }
     }
     Ok(bridge)
-}
-
-/// A node without IPv6 has no accept_dad to turn off, and needs none.
-fn ipv6_disabled(e: Error) -> Result<()> {
-    match &e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        _ => Err(e),
-    }
 }
 
 async fn lookup(node: &Netlink, name: &str) -> Result<LinkInfo> {

@@ -30,6 +30,14 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     format!("internal error (a bug in wasmcni): {}", what.unwrap_or_else(|| "panic".into()))
 }
 
+/// Brings `link` up with IPv6 DAD off on it, so no address on it is ever tentative (a tentative link-local
+/// address keeps neighbour resolution through the link waiting for ~2 s). `ns` None is the node.
+pub async fn up_without_dad(nl: &crate::netlink::Netlink, ns: Option<&crate::netns::NetNs>, index: u32, name: &str) -> Result<(), Error> {
+    crate::sysctl::disable_dad(ns, name)?;
+    let where_ = ns.map(|n| format!(" in netns {}", n.path().display())).unwrap_or_default();
+    nl.set_up(index).await.map_err(|e| crate::netlink::err(format!("set {name} up{where_}"), e))
+}
+
 /// A MAC derived from `seed`: locally administered, unicast, stable for the same seed.
 pub fn derived_mac(seed: &str) -> [u8; 6] {
     let d = Sha256::digest(seed.as_bytes());

@@ -75,14 +75,11 @@ impl Undoer<'_> {
             }
             Undo::DelegatedIpam { invocation } => invocation.exec("DEL").map(|_| ()).map_err(|e| e.to_string()),
             Undo::DeleteHostLink { name } => {
-                let gone = |e: &rtnetlink::Error| netlink::is_errno(e, nix::errno::Errno::ENODEV);
-                match self.node.link(name).await {
-                    Ok(None) => Ok(()),
-                    Ok(Some(link)) => match self.node.delete_link(link.index).await {
-                        Err(e) if !gone(&e) => Err(netlink::describe(&format!("delete link {name}"), &e)),
-                        _ => Ok(()),
-                    },
-                    Err(e) => Err(netlink::describe(&format!("look up link {name}"), &e)),
+                match self.node.delete_link(name).await {
+                    Err(e) if !netlink::is_errno(&e, nix::errno::Errno::ENODEV) => {
+                        Err(netlink::describe(&format!("delete link {name}"), &e))
+                    }
+                    _ => Ok(()),
                 }
             }
             // Firewall steps are undone together, one save and one restore per family (undo_firewall).
