@@ -166,7 +166,7 @@ impl super::Iptables {
         let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| spawn(std::io::Error::from(e)))?;
         let saved = self.save(family, Some("filter"))?;
-        if !saved.lines().any(|l| l.starts_with(&format!(":{SHARED_CHAIN} "))) {
+        if !super::declares_chain(&saved, SHARED_CHAIN) {
             self.restore(family, &render_shared_setup())?;
         }
         Ok(())

@@ -60,7 +60,7 @@ impl Masquerade {
     /// addresses (DEL by name) every jump goes. None when nothing of ours is there.
     pub fn render_teardown(&self, saved_nat: &str) -> Option<String> {
         if self.sources.is_empty() {
-            return render_chain_teardown("nat", &self.chain, saved_nat);
+            return super::render_chain_teardown("nat", &self.chain, saved_nat);
         }
         let jump = format!(" -j {}", self.chain);
         let ours = |l: &str| self.sources.iter().any(|(ip, _)| l.contains(&format!(" -s {} ", crate::netaddr::host_net(*ip))));
@@ -73,41 +73,8 @@ impl Masquerade {
             let deletes: String = mine.iter().map(|j| format!("-D{}\n", &j[2..])).collect();
             return Some(format!("*nat\n{deletes}COMMIT\n"));
         }
-        render_chain_teardown("nat", &self.chain, saved_nat)
+        super::render_chain_teardown("nat", &self.chain, saved_nat)
     }
-}
-
-/// The `*table ... COMMIT` part of a full `iptables-save` dump (empty when the table is absent), so one
-/// save serves the teardown of every table.
-pub fn table_section<'a>(saved: &'a str, table: &str) -> &'a str {
-    let header = format!("*{table}");
-    let Some(start) = saved.lines().position(|l| l == header) else { return "" };
-    let offset: usize = saved.lines().take(start).map(|l| l.len() + 1).sum();
-    let rest = &saved[offset..];
-    let end = rest.find("\nCOMMIT").map(|i| i + "\nCOMMIT".len()).unwrap_or(rest.len());
-    &rest[..end]
-}
-
-/// Removal of `chain` from `table` given that table's current iptables-save dump. Deleting the jumps by their
-/// exact saved text works whatever their match options are (also rules written by older versions).
-pub fn render_chain_teardown(table: &str, chain: &str, saved: &str) -> Option<String> {
-    let exists = saved.lines().any(|l| l == format!(":{chain} ").as_str() || l.starts_with(&format!(":{chain} ")));
-    let jumps: Vec<&str> = saved
-        .lines()
-        .filter(|l| l.starts_with("-A ") && !l.starts_with(&format!("-A {chain} ")))
-        .filter(|l| l.ends_with(&format!(" -j {chain}")) || l.contains(&format!(" -j {chain} ")))
-        .collect();
-    if !exists && jumps.is_empty() {
-        return None;
-    }
-    let mut out = format!("*{table}\n");
-    for j in jumps {
-        out += &format!("-D{}\n", &j[2..]);
-    }
-    if exists {
-        out += &format!("-F {chain}\n-X {chain}\n");
-    }
-    Some(out + "COMMIT\n")
 }
 
 #[cfg(test)]
@@ -161,14 +128,6 @@ mod tests {
             )
         );
         assert!(m.render_teardown("*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").is_none());
-    }
-
-    #[test]
-    fn table_sections_of_a_full_dump() {
-        let dump = "# Generated\n*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT\n# c\n*nat\n:CNI-a - [0:0]\nCOMMIT\n";
-        assert_eq!(table_section(dump, "filter"), "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT");
-        assert_eq!(table_section(dump, "nat"), "*nat\n:CNI-a - [0:0]\nCOMMIT");
-        assert_eq!(table_section(dump, "mangle"), "");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 pub mod hookrules;
 mod masq;
 mod restore;
+mod saved;
 
-pub use masq::{chain_name, comment, render_chain_teardown, table_section, Masquerade};
+pub use masq::{chain_name, comment, Masquerade};
+pub use saved::{declares_chain, render_chain_teardown, table_section};
 pub use restore::{Family, Iptables};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use crate::cni::conf::{Mode, NetConf};
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
 use crate::error::{Error, Result};
-use crate::firewall::Iptables;
+use crate::firewall::{declares_chain, table_section, Family, Iptables};
 use crate::ipam::Store;
 use crate::netaddr::host_net;
 use crate::netlink::Netlink;
@@ -92,19 +92,28 @@ pub fn run(req: &Request) -> Result<()> {
         }
     });
 
+    // One iptables-save per family the record has rules in, for every chain of it.
+    let mut saved: Vec<(Family, String)> = Vec::new();
+    let mut dump = |family: Family| -> Result<String> {
+        if let Some((_, s)) = saved.iter().find(|(f, _)| *f == family) {
+            return Ok(s.clone());
+        }
+        let s = Iptables.save(family, None).map_err(Error::Firewall)?;
+        saved.push((family, s.clone()));
+        Ok(s)
+    };
     for step in &rec.undo {
         match step {
             Undo::RemoveMasquerade { masq, families } => {
                 for family in families {
-                    let saved = Iptables.save(*family, Some("nat")).map_err(Error::Firewall)?;
-                    if !saved.lines().any(|l| l.starts_with(&format!(":{} ", masq.chain))) {
+                    if !declares_chain(table_section(&dump(*family)?, "nat"), &masq.chain) {
                         missing.push(format!("masquerade chain {} is missing", masq.chain));
                     }
                 }
             }
             Undo::RemoveChains { family, table, chains } => {
-                let saved = Iptables.save(*family, Some(table)).map_err(Error::Firewall)?;
-                for chain in chains.iter().filter(|c| !saved.lines().any(|l| l.starts_with(&format!(":{c} ")))) {
+                let all = dump(*family)?;
+                for chain in chains.iter().filter(|c| !declares_chain(table_section(&all, table), c)) {
                     missing.push(format!("hook rule chain {chain} is missing"));
                 }
             }

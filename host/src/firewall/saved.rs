@@ -1,0 +1,60 @@
+//! Reading `iptables-save` dumps: one save serves every check and teardown of a family.
+
+/// The `*table ... COMMIT` part of a full `iptables-save` dump (empty when the table is absent).
+pub fn table_section<'a>(saved: &'a str, table: &str) -> &'a str {
+    let header = format!("*{table}");
+    let Some(start) = saved.lines().position(|l| l == header) else { return "" };
+    let offset: usize = saved.lines().take(start).map(|l| l.len() + 1).sum();
+    let rest = &saved[offset..];
+    let end = rest.find("\nCOMMIT").map(|i| i + "\nCOMMIT".len()).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Whether the dump declares `chain` (a `:CHAIN POLICY [counters]` line).
+pub fn declares_chain(saved: &str, chain: &str) -> bool {
+    let decl = format!(":{chain} ");
+    saved.lines().any(|l| l.starts_with(&decl))
+}
+
+/// Removal of `chain` from `table` given that table's current iptables-save dump. Deleting the jumps by their
+/// exact saved text works whatever their match options are (also rules written by older versions).
+pub fn render_chain_teardown(table: &str, chain: &str, saved: &str) -> Option<String> {
+    let exists = declares_chain(saved, chain);
+    let (own, jump_end, jump_mid) = (format!("-A {chain} "), format!(" -j {chain}"), format!(" -j {chain} "));
+    let jumps: Vec<&str> = saved
+        .lines()
+        .filter(|l| l.starts_with("-A ") && !l.starts_with(&own))
+        .filter(|l| l.ends_with(&jump_end) || l.contains(&jump_mid))
+        .collect();
+    if !exists && jumps.is_empty() {
+        return None;
+    }
+    let mut out = format!("*{table}\n");
+    for j in jumps {
+        out += &format!("-D{}\n", &j[2..]);
+    }
+    if exists {
+        out += &format!("-F {chain}\n-X {chain}\n");
+    }
+    Some(out + "COMMIT\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_sections_of_a_full_dump() {
+        let dump = "# Generated\n*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT\n# c\n*nat\n:CNI-a - [0:0]\nCOMMIT\n";
+        assert_eq!(table_section(dump, "filter"), "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT");
+        assert_eq!(table_section(dump, "nat"), "*nat\n:CNI-a - [0:0]\nCOMMIT");
+        assert_eq!(table_section(dump, "mangle"), "");
+    }
+
+    #[test]
+    fn declared_chains_only() {
+        let dump = "*nat\n:CNI-ab - [0:0]\n-A POSTROUTING -j CNI-abc\nCOMMIT\n";
+        assert!(declares_chain(dump, "CNI-ab"));
+        assert!(!declares_chain(dump, "CNI-abc"), "a jump is not a declaration");
+    }
+}
