@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cni;
 pub mod error;
 pub mod firewall;
+pub mod fsutil;
 pub mod hooks;
 pub mod ipam;
 pub mod logging;

@@ -155,16 +155,9 @@ impl super::Iptables {
     /// second declaration would flush the first one's jumps). The chain is per node, not per network, so the
     /// lock is too: `lock_dir` is a fixed node-wide directory (LOCK_DIR), whatever the netconf's stateDir.
     pub fn ensure_shared_chain(&self, family: Family, lock_dir: &std::path::Path) -> Result<(), super::Error> {
-        let spawn = |source| super::Error::Spawn { tool: "firewall lock".into(), source };
-        std::fs::create_dir_all(lock_dir).map_err(spawn)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_dir.join("firewall.lock"))
-            .map_err(spawn)?;
-        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| spawn(std::io::Error::from(e)))?;
+        let path = lock_dir.join("firewall.lock");
+        let _lock = crate::fsutil::lock(&path, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|source| super::Error::Lock { path: path.clone(), source })?;
         let saved = self.save(family, Some("filter"))?;
         if !super::declares_chain(&saved, SHARED_CHAIN) {
             self.restore(family, &render_shared_setup())?;

@@ -18,4 +18,6 @@ pub enum Error {
     Failed { tool: String, status: String, stderr: String },
     #[error("cannot run {tool}: {source}")]
     Spawn { tool: String, source: std::io::Error },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock { path: std::path::PathBuf, source: std::io::Error },
 }

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -39,20 +38,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     crate::netaddr::hex(&Sha256::digest(bytes), "")
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 impl Cache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -80,7 +65,7 @@ impl Cache {
         let entry = IndexEntry { path: module.to_path_buf(), size: meta.len(), mtime_ns, ino: meta.ino(), sha256 };
         if fs::create_dir_all(index.parent().expect("has parent")).is_ok() {
             // Best effort: a missing index only costs a re-hash next time.
-            let _ = write_atomic(&index, &serde_json::to_vec(&entry).expect("serializes"));
+            let _ = crate::fsutil::write_atomic(&index, &serde_json::to_vec(&entry).expect("serializes"), true);
         }
         Ok(entry.sha256)
     }
@@ -111,7 +96,7 @@ impl Cache {
         let compiled = engine
             .precompile_component(&bytes)
             .map_err(|e| format!("{} is not a valid hook component: {e:#}", module.display()))?;
-        let stored = fs::create_dir_all(&self.dir).and_then(|_| write_atomic(&artifact, &compiled));
+        let stored = fs::create_dir_all(&self.dir).and_then(|_| crate::fsutil::write_atomic(&artifact, &compiled, true));
         match stored {
             // Load what was stored, so the next process maps the very same bytes.
             Ok(()) => match unsafe { Component::deserialize_file(engine, &artifact) } {

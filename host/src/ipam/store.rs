@@ -26,16 +26,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 impl Store {
     pub fn open(data_dir: &Path, network: &str) -> Result<Self, Error> {
         let dir = data_dir.join(network);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let lock_path = dir.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::Io { path: lock_path.clone(), source: errno.into() })?;
+        let lock = crate::fsutil::lock(&lock_path, FlockArg::LockExclusive).map_err(io_err(&lock_path))?;
         Ok(Store { dir, _lock: lock })
     }
 

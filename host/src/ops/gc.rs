@@ -8,7 +8,6 @@ use std::fs::File;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
-
 use serde_json::Value;
 
 use super::leaks;
@@ -17,42 +16,33 @@ use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
 use crate::firewall::{Family, Iptables};
+use crate::fsutil;
 use crate::netlink::Netlink;
 
 /// ADD holds this lock shared for its whole run and GC holds it exclusive, so GC never sees an attachment
 /// half made (a reservation without its record yet) and takes it for a leak.
 pub fn lock(state_dir: &Path, network: &str, exclusive: bool) -> Result<Flock<File>> {
-    let dir = state_dir.join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let path = dir.join(network);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    let failed = |e: nix::errno::Errno| Error::io(format!("cannot lock {}", path.display()), e.into());
+    let path = state_dir.join("locks").join(network);
+    let failed = |e: std::io::Error| Error::io(format!("cannot lock {}", path.display()), e);
     if !exclusive {
-        return Flock::lock(file, FlockArg::LockShared).map_err(|(_, e)| failed(e));
+        return fsutil::lock(&path, FlockArg::LockShared).map_err(failed);
     }
     // A waiting exclusive flock does not hold back new shared ones: under a steady stream of ADDs GC could
     // wait forever, so it tries for a bounded time and then asks to be called again.
     let deadline = std::time::Instant::now() + GC_LOCK_WAIT;
-    let mut file = file;
     loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        match fsutil::lock(&path, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(lock),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
-                file = f;
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 return Err(Error::TryAgain(format!(
                     "GC waited {} s for ADDs in flight on network {network}: call it again",
                     GC_LOCK_WAIT.as_secs()
                 )))
             }
-            Err((_, e)) => return Err(failed(e)),
+            Err(e) => return Err(failed(e)),
         }
     }
 }

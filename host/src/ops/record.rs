@@ -2,7 +2,7 @@
 //! and GC work from it rather than from live interfaces, which may already be gone.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -60,16 +60,9 @@ impl Record {
         let target = path(state_dir, &self.network, &self.container_id, &self.ifname);
         let dir = target.parent().expect("record path has a parent");
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        let tmp = target.with_extension(format!("tmp.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(self).expect("record serializes"))?;
-            fs::rename(&tmp, &target)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(format!("cannot write attachment record {}", target.display()), e)
-        })?;
+        let bytes = serde_json::to_vec_pretty(self).expect("record serializes");
+        crate::fsutil::write_atomic(&target, &bytes, false)
+            .map_err(|e| Error::io(format!("cannot write attachment record {}", target.display()), e))?;
         Ok(target)
     }
 
