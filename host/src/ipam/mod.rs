@@ -70,7 +70,10 @@ pub fn reserve(
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = store.release(id, ifname);
+        let taken: Vec<IpAddr> = out.iter().map(|r| r.ip).collect();
+        if !taken.is_empty() {
+            let _ = store.release(id, ifname, &taken);
+        }
         return Err(e);
     }
     Ok(out)
@@ -78,10 +81,7 @@ pub fn reserve(
 
 /// The range sets with no free address left (STATUS reports them: an ADD would fail).
 pub fn full_sets(cfg: &IpamConfig, network: &str) -> Result<Vec<String>, Error> {
-    if !cfg.data_dir.join(network).exists() {
-        return Ok(Vec::new());
-    }
-    let store = Store::open(&cfg.data_dir, network)?;
+    let Some(store) = Store::open_existing(&cfg.data_dir, network)? else { return Ok(Vec::new()) };
     let mut full = Vec::new();
     for (index, set) in cfg.ranges.iter().enumerate() {
         if allocate(set, store.last_reserved(index), None, |ip| store.is_reserved(ip))?.is_none() {
@@ -91,12 +91,12 @@ pub fn full_sets(cfg: &IpamConfig, network: &str) -> Result<Vec<String>, Error> 
     Ok(full)
 }
 
-/// Releases whatever `id`/`ifname` holds; nothing held is success (DEL must be idempotent).
-pub fn release(data_dir: &std::path::Path, network: &str, id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
-    if !data_dir.join(network).exists() {
-        return Ok(Vec::new());
+/// Releases what `id`/`ifname` holds (`ips` when known); nothing held is success (DEL must be idempotent).
+pub fn release(data_dir: &std::path::Path, network: &str, id: &str, ifname: &str, ips: &[IpAddr]) -> Result<Vec<IpAddr>, Error> {
+    match Store::open_existing(data_dir, network)? {
+        Some(store) => store.release(id, ifname, ips),
+        None => Ok(Vec::new()),
     }
-    Store::open(data_dir, network)?.release(id, ifname)
 }
 
 #[cfg(test)]
@@ -116,8 +116,8 @@ mod tests {
         let full = reserve(&cfg, "n", "c2", "eth0", &[]).unwrap_err();
         assert!(matches!(full, Error::Exhausted { .. }), "{full}");
         assert!(full.to_string().contains("exhausted"));
-        assert_eq!(release(&cfg.data_dir, "n", "c1", "eth0").unwrap().len(), 1);
+        assert_eq!(release(&cfg.data_dir, "n", "c1", "eth0", &[]).unwrap().len(), 1);
         assert_eq!(reserve(&cfg, "n", "c2", "eth0", &[]).unwrap()[0].ip.to_string(), "10.9.0.2");
-        assert!(release(&tmp.path().join("nothing"), "n", "c9", "eth0").unwrap().is_empty());
+        assert!(release(&tmp.path().join("nothing"), "n", "c9", "eth0", &[]).unwrap().is_empty());
     }
 }

@@ -31,8 +31,13 @@ impl Store {
         Ok(Store { dir, _lock: lock })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The store if the network has one; None without creating anything (DEL, CHECK, GC, STATUS only read or
+    /// remove).
+    pub fn open_existing(data_dir: &Path, network: &str) -> Result<Option<Self>, Error> {
+        if !data_dir.join(network).is_dir() {
+            return Ok(None);
+        }
+        Self::open(data_dir, network).map(Some)
     }
 
     pub fn is_reserved(&self, ip: IpAddr) -> bool {
@@ -60,22 +65,40 @@ impl Store {
         Ok(true)
     }
 
-    /// Addresses held by this container and interface (or by the id alone: files of old host-local versions).
-    pub fn find(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
-        Ok(self.matching(id, ifname)?.into_iter().map(|(ip, _)| ip).collect())
-    }
-
-    /// Removes every reservation of this container and interface; returns what was released.
-    pub fn release(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
+    /// Removes every reservation of this container and interface; returns what was released. With the
+    /// addresses known (`ips`, from the record) only their files are read, each checked to be still this
+    /// attachment's; without them every file is (host-local's layout has no index).
+    pub fn release(&self, id: &str, ifname: &str, ips: &[IpAddr]) -> Result<Vec<IpAddr>, Error> {
+        let held: Vec<IpAddr> = if ips.is_empty() {
+            self.find(id, ifname)?
+        } else {
+            ips.iter().copied().filter(|ip| self.holder(*ip).is_some_and(|(i, n)| i == id.trim() && (n == ifname || n.is_empty()))).collect()
+        };
         let mut released = Vec::new();
-        for (ip, path) in self.matching(id, ifname)? {
-            match fs::remove_file(&path) {
-                Ok(()) => released.push(ip),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&path)(e)),
+        for ip in held {
+            if self.remove(ip)? {
+                released.push(ip);
             }
         }
         Ok(released)
+    }
+
+    /// Removes the reservation file of `ip`; false if there was none.
+    pub fn remove(&self, ip: IpAddr) -> Result<bool, Error> {
+        let path = self.dir.join(ip.to_string());
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// (container id, ifname) in the reservation file of `ip`; ifname is empty in files of old host-local
+    /// versions.
+    fn holder(&self, ip: IpAddr) -> Option<(String, String)> {
+        let content = fs::read_to_string(self.dir.join(ip.to_string())).ok()?;
+        let mut lines = content.trim().split(LINE_BREAK);
+        Some((lines.next().unwrap_or_default().to_string(), lines.next().unwrap_or_default().to_string()))
     }
 
     /// Every reservation file as (ip, container id, ifname); for GC and inspection.
@@ -84,26 +107,22 @@ impl Store {
         for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
             let entry = entry.map_err(io_err(&self.dir))?;
             let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()) else { continue };
-            let Ok(content) = fs::read_to_string(entry.path()) else { continue };
-            let mut lines = content.trim().split(LINE_BREAK);
-            let id = lines.next().unwrap_or_default().to_string();
-            let ifname = lines.next().unwrap_or_default().to_string();
+            let Some((id, ifname)) = self.holder(ip) else { continue };
             out.push((ip, id, ifname));
         }
         Ok(out)
     }
 
-    fn matching(&self, id: &str, ifname: &str) -> Result<Vec<(IpAddr, PathBuf)>, Error> {
-        let full = format!("{}{LINE_BREAK}{ifname}", id.trim());
+    /// Addresses held by this container and interface or, failing that, by the id alone: host-local wrote
+    /// files before it recorded ifnames.
+    pub fn find(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
         let list = self.list()?;
-        let exact: Vec<_> = list.iter().filter(|(_, i, n)| format!("{i}{LINE_BREAK}{n}") == full).collect();
-        // host-local compatibility: files written before ifname was recorded hold the id only.
-        let chosen = if exact.is_empty() {
-            list.iter().filter(|(_, i, n)| i == id.trim() && n.is_empty()).collect()
-        } else {
-            exact
-        };
-        Ok(chosen.into_iter().map(|(ip, _, _)| (*ip, self.dir.join(ip.to_string()))).collect())
+        let id = id.trim();
+        let exact: Vec<IpAddr> = list.iter().filter(|(_, i, n)| i == id && n == ifname).map(|(ip, _, _)| *ip).collect();
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+        Ok(list.iter().filter(|(_, i, n)| i == id && n.is_empty()).map(|(ip, _, _)| *ip).collect())
     }
 }
 
@@ -128,9 +147,13 @@ mod tests {
         assert_eq!(store.last_reserved(0), Some(ip("10.0.0.2")));
         assert_eq!(store.find("ctr1", "eth0").unwrap(), vec![ip("10.0.0.2")]);
         assert!(store.find("ctr1", "eth1").unwrap().is_empty());
-        assert_eq!(store.release("ctr1", "eth0").unwrap(), vec![ip("10.0.0.2")]);
+        assert_eq!(store.release("ctr1", "eth0", &[]).unwrap(), vec![ip("10.0.0.2")]);
         assert!(!dir.join("10.0.0.2").exists());
-        assert!(store.release("ctr1", "eth0").unwrap().is_empty(), "releasing twice is fine");
+        assert!(store.release("ctr1", "eth0", &[]).unwrap().is_empty(), "releasing twice is fine");
+        // With the addresses known, a file that another container holds by now is left alone.
+        assert!(store.reserve(ip("10.0.0.2"), "ctr2", "eth0", 0).unwrap());
+        assert!(store.release("ctr1", "eth0", &[ip("10.0.0.2")]).unwrap().is_empty());
+        assert_eq!(store.release("ctr2", "eth0", &[ip("10.0.0.2")]).unwrap(), vec![ip("10.0.0.2")]);
     }
 
     #[test]
@@ -138,6 +161,6 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path(), "net").unwrap();
         fs::write(tmp.path().join("net/10.0.0.9"), "oldctr").unwrap();
-        assert_eq!(store.release("oldctr", "eth0").unwrap(), vec![ip("10.0.0.9")]);
+        assert_eq!(store.release("oldctr", "eth0", &[]).unwrap(), vec![ip("10.0.0.9")]);
     }
 }

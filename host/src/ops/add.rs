@@ -110,14 +110,6 @@ pub fn ipam_mode(req: &Request) -> Result<IpamMode> {
     }
 }
 
-/// The built-in IPAM's config (STATUS and GC look at its data dir).
-pub fn builtin_ipam(req: &Request) -> Result<IpamConfig> {
-    match ipam_mode(req)? {
-        IpamMode::Builtin(c) => Ok(c),
-        IpamMode::Plugin { invocation, .. } => Err(Error::UnsupportedField(format!("ipam type {:?} is a plugin", invocation.plugin))),
-    }
-}
-
 /// Turns an IPAM plugin's result into reservations: one address per entry, each needing a gateway.
 fn delegated_reservations(plugin: &str, result: &CniResult) -> Result<Vec<Reserved>> {
     if result.ips.is_empty() {
@@ -195,6 +187,7 @@ impl Wiring<'_> {
                     network: network.clone(),
                     container_id: id.clone(),
                     ifname: ifname.clone(),
+                    ips: reserved.iter().map(|r| r.ip).collect(),
                 });
                 reserved
             }

@@ -117,8 +117,11 @@ pub fn run(req: &Request) -> Result<()> {
                     missing.push(format!("hook rule chain {chain} is missing"));
                 }
             }
-            Undo::ReleaseIps { data_dir, network, container_id, ifname } => {
-                let held = Store::open(data_dir, network)?.find(container_id, ifname)?;
+            Undo::ReleaseIps { data_dir, network, container_id, ifname, .. } => {
+                let held = match Store::open_existing(data_dir, network)? {
+                    Some(store) => store.find(container_id, ifname)?,
+                    None => Vec::new(),
+                };
                 for ip in &rec.result.ips {
                     if !held.contains(&ip.address.addr()) {
                         missing.push(format!("IP reservation for {} is missing", ip.address.addr()));

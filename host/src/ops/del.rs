@@ -47,6 +47,7 @@ fn fallback_steps(req: &Request) -> Vec<Undo> {
         network: req.conf.name.clone(),
         container_id: req.container_id.clone(),
         ifname: req.ifname.clone(),
+        ips: Vec::new(),
     };
     let release = match super::add::ipam_mode(req) {
         Ok(IpamMode::Plugin { invocation, .. }) => Undo::DelegatedIpam { invocation },

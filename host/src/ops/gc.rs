@@ -10,10 +10,12 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
+use super::add::IpamMode;
 use super::leaks;
 use super::record::Record;
 use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
+use crate::ipam::delegate::Invocation;
 use crate::error::{Error, Result};
 use crate::firewall::{Family, Iptables};
 use crate::fsutil;
@@ -49,107 +51,81 @@ pub fn lock(state_dir: &Path, network: &str, exclusive: bool) -> Result<Flock<Fi
 
 const GC_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Attachments GC must leave alone: the runtime's list, plus those whose cleanup failed this run (they keep
+/// their addresses until a retry removes the rest). A leftover masquerade chain names only its container,
+/// so a failure there keeps every interface of that container.
+#[derive(Default)]
+struct Kept {
+    attachments: HashSet<(String, String)>,
+    containers: HashSet<String>,
+}
+
+impl Kept {
+    /// `ifname` None or empty (files of old host-local versions): the container alone decides.
+    fn contains(&self, id: &str, ifname: Option<&str>) -> bool {
+        self.containers.contains(id)
+            || match ifname.filter(|n| !n.is_empty()) {
+                Some(n) => self.attachments.contains(&(id.to_string(), n.to_string())),
+                None => self.attachments.iter().any(|(i, _)| i == id),
+            }
+    }
+
+    fn insert(&mut self, id: String, ifname: Option<String>) {
+        match ifname {
+            Some(n) => self.attachments.insert((id, n)),
+            None => self.containers.insert(id),
+        };
+    }
+}
+
 pub fn run(req: &Request) -> Result<()> {
-    let valid = valid_attachments(&req.raw_conf)?;
     let state_dir = req.conf.state_dir();
+    let mut kept = Kept { attachments: valid_attachments(&req.raw_conf)?, ..Kept::default() };
     let _no_add_in_flight = lock(&state_dir, &req.conf.name, true)?;
     let rt = super::runtime()?;
     let node = Netlink::connect(&rt)?;
     let undoer = Undoer { node: &node, iptables: &Iptables };
     let mut errors = Vec::new();
-    // Attachments whose cleanup failed keep their record and their addresses (released last, on retry).
-    let mut kept = valid.clone();
-    for (path, rec) in Record::list(&state_dir, &req.conf.name) {
-        if valid.contains(&(rec.container_id.clone(), rec.ifname.clone())) {
-            continue;
-        }
-        log::info!("gc: removing stale attachment {}/{}", rec.container_id, rec.ifname);
-        let errs = rt.block_on(undoer.unwind(&rec.undo));
-        if errs.is_empty() {
-            if let Err(e) = Record::remove(&path) {
-                errors.push(e.to_string());
-            }
-        } else {
-            kept.insert((rec.container_id.clone(), rec.ifname.clone()));
-        }
+    // Undoes one attachment's steps; true when all of them worked.
+    let replay = |what: &str, steps: &[Undo], errors: &mut Vec<String>| {
+        log::info!("gc: removing {what}");
+        let errs = rt.block_on(undoer.unwind(steps));
+        let clean = errs.is_empty();
         errors.extend(errs);
+        clean
+    };
+
+    let stale: Vec<_> = Record::list(&state_dir, &req.conf.name)
+        .into_iter()
+        .filter(|(_, rec)| !kept.contains(&rec.container_id, Some(&rec.ifname)))
+        .collect();
+    for (path, rec) in stale {
+        if replay(&format!("stale attachment {}/{}", rec.container_id, rec.ifname), &rec.undo, &mut errors) {
+            errors.extend(Record::remove(&path).err().map(|e| e.to_string()));
+        } else {
+            kept.insert(rec.container_id, Some(rec.ifname));
+        }
     }
-    // Chains and veths that no record explains, found by our naming, removed one attachment at a time: an
-    // attachment whose leftovers stay keeps its addresses too (masquerade chains name only the container).
+    // Chains and veths that no record explains, found by our naming, one attachment at a time.
     let (leaked, listed) = rt.block_on(find_leaks(&node, &req.conf.name, &kept, &mut errors));
-    let mut kept_ids: HashSet<String> = HashSet::new();
     let mut by_attachment: BTreeMap<(String, Option<String>), Vec<Undo>> = BTreeMap::new();
     for l in leaked {
         by_attachment.entry((l.container_id, l.ifname)).or_default().push(l.undo);
     }
-    for ((id, ifname), undo) in by_attachment {
-        log::info!("gc: removing leftovers without a record of {id}/{}", ifname.as_deref().unwrap_or("*"));
-        let errs = rt.block_on(undoer.unwind(&undo));
-        if !errs.is_empty() {
-            match ifname {
-                Some(ifname) => kept.insert((id, ifname)),
-                None => kept_ids.insert(id),
-            };
+    for ((id, ifname), steps) in by_attachment {
+        if !replay(&format!("leftovers without a record of {id}/{}", ifname.as_deref().unwrap_or("*")), &steps, &mut errors) {
+            kept.insert(id, ifname);
         }
-        errors.extend(errs);
     }
     if !listed {
         // Leftovers may exist that we could not see: freeing addresses now could hand out one still in use.
         errors.push("addresses are not swept in this run: the node's rules or links could not be listed".into());
         return Err(Error::TryAgain(format!("GC left work undone: {}", errors.join("; "))));
     }
-    // Reservations that no record explains (older plugins, crashes between reserve and record).
-    if let Ok(ipam) = super::add::builtin_ipam(req) {
-        if ipam.data_dir.join(&req.conf.name).exists() {
-            match crate::ipam::Store::open(&ipam.data_dir, &req.conf.name) {
-                Ok(store) => {
-                    let held = match store.list() {
-                        Ok(l) => l,
-                        Err(e) => {
-                            errors.push(e.to_string());
-                            Vec::new()
-                        }
-                    };
-                    for (ip, id, ifname) in held {
-                        // Files of old host-local versions hold only the container id: match on it alone.
-                        let listed = kept_ids.contains(&id)
-                            || if ifname.is_empty() {
-                                kept.iter().any(|(i, _)| *i == id)
-                            } else {
-                                kept.contains(&(id.clone(), ifname.clone()))
-                            };
-                        if !listed {
-                            log::info!("gc: releasing leaked {ip} of {id}/{ifname}");
-                            if let Err(e) = store.release(&id, &ifname) {
-                                errors.push(e.to_string());
-                            }
-                        }
-                    }
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-    }
-    // A delegated IPAM plugin that knows GC gets the same list and cleans what only it knows about.
-    if let Ok(super::add::IpamMode::Plugin { invocation, .. }) = super::add::ipam_mode(req) {
-        match invocation.supports("1.1.0") {
-            // Its list needs ifnames, which a leftover masquerade chain does not name: next run.
-            Ok(true) if !kept_ids.is_empty() => errors.push(format!("IPAM plugin {} GC postponed: leftovers of {kept_ids:?} remain", invocation.plugin)),
-            Ok(true) => {
-                // Attachments whose cleanup failed above are still the plugin's to keep.
-                let mut inv = invocation.clone();
-                if let Some(conf) = inv.conf.as_object_mut() {
-                    conf.remove("cni.dev/attachments");
-                    let list: Vec<Value> = kept.iter().map(|(id, ifname)| serde_json::json!({"containerID": id, "ifname": ifname})).collect();
-                    conf.insert("cni.dev/valid-attachments".into(), Value::Array(list));
-                }
-                if let Err(e) = inv.exec("GC") {
-                    errors.push(e.to_string());
-                }
-            }
-            Ok(false) => log::info!("IPAM plugin {} predates GC: its stale attachments were DELeted above", invocation.plugin),
-            Err(e) => errors.push(e.to_string()),
-        }
+    match super::add::ipam_mode(req) {
+        Ok(IpamMode::Builtin(ipam)) => errors.extend(sweep_reservations(&ipam.data_dir, &req.conf.name, &kept)),
+        Ok(IpamMode::Plugin { invocation, .. }) => errors.extend(forward_gc(&invocation, &kept)),
+        Err(e) => errors.push(e.to_string()),
     }
     if errors.is_empty() {
         Ok(())
@@ -158,14 +134,54 @@ pub fn run(req: &Request) -> Result<()> {
     }
 }
 
+/// Releases reservations that no kept attachment holds (older plugins, crashes between reserve and record).
+fn sweep_reservations(data_dir: &Path, network: &str, kept: &Kept) -> Vec<String> {
+    let store = match crate::ipam::Store::open_existing(data_dir, network) {
+        Ok(Some(store)) => store,
+        Ok(None) => return Vec::new(),
+        Err(e) => return vec![e.to_string()],
+    };
+    let held = match store.list() {
+        Ok(held) => held,
+        Err(e) => return vec![e.to_string()],
+    };
+    held.into_iter()
+        .filter(|(_, id, ifname)| !kept.contains(id, Some(ifname)))
+        .filter_map(|(ip, id, ifname)| {
+            log::info!("gc: releasing leaked {ip} of {id}/{ifname}");
+            store.remove(ip).err().map(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// A delegated IPAM plugin that knows GC gets the kept list and cleans what only it knows about.
+fn forward_gc(invocation: &Invocation, kept: &Kept) -> Vec<String> {
+    match invocation.supports("1.1.0") {
+        // Its list needs ifnames, which a leftover masquerade chain does not name: next run.
+        Ok(true) if !kept.containers.is_empty() => {
+            vec![format!("IPAM plugin {} GC postponed: leftovers of {:?} remain", invocation.plugin, kept.containers)]
+        }
+        Ok(true) => {
+            let mut inv = invocation.clone();
+            if let Some(conf) = inv.conf.as_object_mut() {
+                conf.remove("cni.dev/attachments");
+                let list: Vec<Value> =
+                    kept.attachments.iter().map(|(id, ifname)| serde_json::json!({"containerID": id, "ifname": ifname})).collect();
+                conf.insert("cni.dev/valid-attachments".into(), Value::Array(list));
+            }
+            inv.exec("GC").err().map(|e| e.to_string()).into_iter().collect()
+        }
+        Ok(false) => {
+            log::info!("IPAM plugin {} predates GC: its stale attachments were DELeted above", invocation.plugin);
+            Vec::new()
+        }
+        Err(e) => vec![e.to_string()],
+    }
+}
+
 /// Everything of `network` carrying our naming whose attachment is not kept, and whether every listing
 /// (rules of both families, links) worked.
-async fn find_leaks(
-    node: &Netlink,
-    network: &str,
-    kept: &HashSet<(String, String)>,
-    errors: &mut Vec<String>,
-) -> (Vec<leaks::Leak>, bool) {
+async fn find_leaks(node: &Netlink, network: &str, kept: &Kept, errors: &mut Vec<String>) -> (Vec<leaks::Leak>, bool) {
     let mut found = Vec::new();
     let mut listed = true;
     for family in [Family::V4, Family::V6] {
@@ -189,14 +205,7 @@ async fn find_leaks(
             errors.push(crate::netlink::describe("list links", &e))
         }
     }
-    let found = found
-        .into_iter()
-        .filter(|l| match &l.ifname {
-            Some(ifname) => !kept.contains(&(l.container_id.clone(), ifname.clone())),
-            None => !kept.iter().any(|(id, _)| *id == l.container_id),
-        })
-        .inspect(|l| log::info!("gc: leaked without a record: {:?}", l.undo))
-        .collect();
+    found.retain(|l| !kept.contains(&l.container_id, l.ifname.as_deref()));
     (found, listed)
 }
 

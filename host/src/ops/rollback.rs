@@ -11,7 +11,16 @@ use crate::netlink::{self, Netlink};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "undo", rename_all = "kebab-case")]
 pub enum Undo {
-    ReleaseIps { data_dir: PathBuf, network: String, container_id: String, ifname: String },
+    ReleaseIps {
+        data_dir: PathBuf,
+        network: String,
+        container_id: String,
+        ifname: String,
+        /// The reserved addresses, so DEL reads only their files; empty (DEL by name, older records) means
+        /// whatever the attachment holds.
+        #[serde(default)]
+        ips: Vec<std::net::IpAddr>,
+    },
     /// Deleting the node end of a veth pair deletes the pod end with it.
     DeleteHostLink { name: String },
     RemoveMasquerade { masq: Masquerade, families: Vec<Family> },
@@ -68,8 +77,8 @@ impl Undoer<'_> {
     async fn undo(&self, step: &Undo) -> Result<(), String> {
         log::debug!("undo: {step:?}");
         match step {
-            Undo::ReleaseIps { data_dir, network, container_id, ifname } => {
-                crate::ipam::release(data_dir, network, container_id, ifname)
+            Undo::ReleaseIps { data_dir, network, container_id, ifname, ips } => {
+                crate::ipam::release(data_dir, network, container_id, ifname, ips)
                     .map(|ips| log::debug!("released {ips:?}"))
                     .map_err(|e| e.to_string())
             }
