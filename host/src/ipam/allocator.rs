@@ -3,21 +3,15 @@
 
 use std::net::IpAddr;
 
-use super::{Error, Range, RangeSet};
+use super::{Error, RangeSet, Reserved};
 use crate::netaddr::{add, to_u128};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Allocation {
-    pub ip: IpAddr,
-    pub range: Range,
-}
 
 pub fn allocate(
     set: &RangeSet,
     last_reserved: Option<IpAddr>,
     requested: Option<IpAddr>,
     taken: impl Fn(IpAddr) -> bool,
-) -> Result<Option<Allocation>, Error> {
+) -> Result<Option<Reserved>, Error> {
     if let Some(ip) = requested {
         let range = set.iter().find(|r| r.contains(ip)).ok_or_else(|| {
             Error::Unavailable(format!("requested address {ip} is outside the network's ranges ({})", describe(set)))
@@ -28,7 +22,7 @@ pub fn allocate(
         if taken(ip) {
             return Err(Error::Unavailable(format!("requested address {ip} is already reserved")));
         }
-        return Ok(Some(Allocation { ip, range: range.clone() }));
+        return Ok(Some(Reserved { ip, range: range.clone() }));
     }
     // Start just after the last reservation if it lies in this set, else at the very beginning.
     let (mut ri, mut ip) = match last_reserved.and_then(|l| set.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
@@ -39,7 +33,7 @@ pub fn allocate(
     for _ in 0..total {
         let range = &set[ri];
         if ip != range.gateway && !taken(ip) {
-            return Ok(Some(Allocation { ip, range: range.clone() }));
+            return Ok(Some(Reserved { ip, range: range.clone() }));
         }
         (ri, ip) = step(set, ri, ip);
     }

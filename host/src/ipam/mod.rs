@@ -7,7 +7,7 @@ mod config;
 pub mod delegate;
 mod store;
 
-pub use allocator::{allocate, Allocation};
+pub use allocator::allocate;
 pub use config::{IpamConfig, Range, RangeSet, DEFAULT_DATA_DIR};
 pub use store::Store;
 
@@ -65,7 +65,7 @@ pub fn reserve(
             if !store.reserve(alloc.ip, id, ifname, index)? {
                 return Err(Error::Unavailable(format!("address {} was taken concurrently", alloc.ip)));
             }
-            out.push(Reserved { ip: alloc.ip, range: alloc.range });
+            out.push(alloc);
         }
         Ok(())
     })();
