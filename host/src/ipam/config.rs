@@ -70,48 +70,19 @@ struct RawIpam {
 }
 
 impl IpamConfig {
-    /// The `ipRanges` capability (runtimeConfig.ipRanges). host-local puts the runtime's range sets in
-    /// front of the configured ones and takes one address per set; wasmcni gives one address per family,
-    /// so a configured set of a family the runtime covers is left out (the runtime's wins) and the other
-    /// family's stays: runtime IPv4 + configured IPv6 is dual-stack.
-    pub fn with_ip_ranges(raw: &Value, ip_ranges: Option<&Value>) -> Value {
-        let Some(runtime) = ip_ranges.and_then(Value::as_array).filter(|a| !a.is_empty()) else { return raw.clone() };
-        let mut raw = raw.clone();
-        let Some(obj) = raw.as_object_mut() else { return raw };
-        let family = |set: &Value| {
-            set.pointer("/0/subnet").and_then(Value::as_str).and_then(|s| s.parse::<IpNet>().ok()).map(|n| n.addr().is_ipv4())
-        };
-        let mut configured: Vec<Value> = obj.get("ranges").and_then(Value::as_array).cloned().unwrap_or_default();
-        if obj.contains_key("subnet") {
-            let flat: serde_json::Map<String, Value> = ["subnet", "rangeStart", "rangeEnd", "gateway"]
-                .iter()
-                .filter_map(|k| Some((k.to_string(), obj.get(*k)?.clone())))
-                .collect();
-            configured.insert(0, Value::Array(vec![Value::Object(flat)]));
-        }
-        let covered: Vec<Option<bool>> = runtime.iter().map(family).collect();
-        let mut merged = runtime.clone();
-        merged.extend(configured.into_iter().filter(|set| !covered.contains(&family(set))));
-        for key in ["subnet", "rangeStart", "rangeEnd", "gateway"] {
-            obj.remove(key);
-        }
-        obj.insert("ranges".into(), Value::Array(merged));
-        raw
-    }
-
-    /// For commands that never allocate (STATUS, GC, DEL): a config whose ranges come only from the runtime
-    /// (ipRanges) has none here, and only the data dir matters.
-    pub fn parse_store_only(v: &Value) -> Result<Self, Error> {
-        let raw: RawIpam = serde_json::from_value(v.clone()).map_err(|e| Error::Config(e.to_string()))?;
-        if !raw.ranges.is_empty() || raw.subnet.is_some() {
-            return Self::parse(v);
-        }
-        log::info!("ipam has no ranges of its own: ADD needs them from the runtime (ipRanges)");
-        Ok(IpamConfig { ranges: Vec::new(), routes: raw.routes, data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)) })
-    }
-
     pub fn parse(v: &Value) -> Result<Self, Error> {
-        let raw: RawIpam = serde_json::from_value(v.clone()).map_err(|e| Error::Config(e.to_string()))?;
+        Self::load(v, None, true)
+    }
+
+    /// The config with the `ipRanges` capability (runtimeConfig.ipRanges) applied. host-local puts the
+    /// runtime's range sets in front of the configured ones and takes one address per set; wasmcni gives one
+    /// address per family, so a configured set of a family the runtime covers is left out (the runtime's
+    /// wins) and the other family's stays: runtime IPv4 + configured IPv6 is dual-stack. Without
+    /// `need_ranges` (commands that never allocate) a config with no ranges at all is fine: ADD gets them
+    /// from the runtime, and only the data dir matters.
+    pub fn load(v: &Value, ip_ranges: Option<&Value>, need_ranges: bool) -> Result<Self, Error> {
+        let bad = |e: serde_json::Error| Error::Config(e.to_string());
+        let raw = RawIpam::deserialize(v).map_err(bad)?;
         let mut sets = raw.ranges;
         if let Some(subnet) = raw.subnet {
             if !sets.is_empty() {
@@ -123,6 +94,17 @@ impl IpamConfig {
                 range_end: raw.range_end,
                 gateway: raw.gateway,
             }]);
+        }
+        if let Some(runtime) = ip_ranges.filter(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
+            let mut runtime = Vec::<Vec<RawRange>>::deserialize(runtime).map_err(|e| Error::Config(format!("runtimeConfig.ipRanges: {e}")))?;
+            let family = |set: &Vec<RawRange>| set.first().map(|r| r.subnet.addr().is_ipv4());
+            let covered: Vec<_> = runtime.iter().map(family).collect();
+            runtime.extend(sets.into_iter().filter(|set| !covered.contains(&family(set))));
+            sets = runtime;
+        }
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if sets.is_empty() && !need_ranges {
+            return Ok(IpamConfig { ranges: Vec::new(), routes: raw.routes, data_dir });
         }
         if sets.is_empty() || sets.iter().any(Vec::is_empty) {
             return Err(Error::Config("no address ranges: set \"subnet\" or \"ranges\"".into()));
@@ -158,7 +140,7 @@ impl IpamConfig {
         Ok(IpamConfig {
             ranges,
             routes: raw.routes,
-            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
         })
     }
 }
@@ -239,27 +221,27 @@ mod tests {
     fn ip_ranges_capability_replaces_the_configured_ranges() {
         let raw = json!({"type":"builtin","subnet":"10.22.0.0/24","gateway":"10.22.0.9"});
         let over = json!([[{"subnet":"10.23.0.0/24","rangeStart":"10.23.0.50"}]]);
-        let c = IpamConfig::parse(&IpamConfig::with_ip_ranges(&raw, Some(&over))).unwrap();
+        let c = IpamConfig::load(&raw, Some(&over), true).unwrap();
         assert_eq!(c.ranges.len(), 1);
         assert_eq!((c.ranges[0][0].subnet.to_string(), c.ranges[0][0].start.to_string()), ("10.23.0.0/24".into(), "10.23.0.50".into()));
         assert_eq!(c.ranges[0][0].gateway.to_string(), "10.23.0.1");
         // An empty list (a runtime that has the capability but no ranges to give) keeps the config's.
-        let same = IpamConfig::parse(&IpamConfig::with_ip_ranges(&raw, Some(&json!([])))).unwrap();
+        let same = IpamConfig::load(&raw, Some(&json!([])), true).unwrap();
         assert_eq!(same.ranges[0][0].gateway.to_string(), "10.22.0.9");
         // The other family's configured set stays: dual-stack, runtime's first (host-local's order).
         let dual = json!({"ranges":[[{"subnet":"fd00::/64"}],[{"subnet":"10.22.0.0/24"}]]});
-        let c = IpamConfig::parse(&IpamConfig::with_ip_ranges(&dual, Some(&over))).unwrap();
+        let c = IpamConfig::load(&dual, Some(&over), true).unwrap();
         let subnets: Vec<String> = c.ranges.iter().map(|s| s[0].subnet.to_string()).collect();
         assert_eq!(subnets, vec!["10.23.0.0/24", "fd00::/64"]);
         // A config with no ranges of its own gets them all from the runtime, and commands that never
         // allocate still find the data dir without them.
         let none = json!({"type":"builtin","dataDir":"/tmp/d"});
-        assert_eq!(IpamConfig::parse(&IpamConfig::with_ip_ranges(&none, Some(&over))).unwrap().ranges.len(), 1);
+        assert_eq!(IpamConfig::load(&none, Some(&over), true).unwrap().ranges.len(), 1);
         assert!(IpamConfig::parse(&none).is_err());
-        assert_eq!(IpamConfig::parse_store_only(&none).unwrap().data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(IpamConfig::load(&none, None, false).unwrap().data_dir, PathBuf::from("/tmp/d"));
         // Only a missing range list is forgiven: anything else wrong stays an error.
-        assert!(IpamConfig::parse_store_only(&json!({"type":"builtin","dataDir":42})).is_err());
-        assert!(IpamConfig::parse_store_only(&json!({"type":"builtin","subnet":"10.0.0.0/31"})).is_err());
+        assert!(IpamConfig::load(&json!({"type":"builtin","dataDir":42}), None, false).is_err());
+        assert!(IpamConfig::load(&json!({"type":"builtin","subnet":"10.0.0.0/31"}), None, false).is_err());
     }
 
     #[test]

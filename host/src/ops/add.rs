@@ -90,10 +90,9 @@ impl IpamMode {
 pub fn ipam_mode(req: &Request) -> Result<IpamMode> {
     let raw = req.conf.ipam.as_ref().ok_or_else(|| Error::InvalidConfig("missing \"ipam\" section".into()))?;
     let ip_ranges = req.conf.runtime_config.as_ref().and_then(|r| r.get("ipRanges"));
-    let raw = &IpamConfig::with_ip_ranges(raw, ip_ranges);
+    let adding = req.command == Command::Add;
     match req.conf.ipam_type() {
-        Some("builtin") if req.command == Command::Add => Ok(IpamMode::Builtin(IpamConfig::parse(raw)?)),
-        Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::parse_store_only(raw)?)),
+        Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::load(raw, ip_ranges, adding)?)),
         Some(plugin) => Ok(IpamMode::Plugin {
             invocation: Invocation {
                 plugin: plugin.to_string(),
@@ -104,7 +103,8 @@ pub fn ipam_mode(req: &Request) -> Result<IpamMode> {
                 args: req.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"),
                 conf: req.raw_conf.clone(),
             },
-            ranges: IpamConfig::parse(raw).ok(),
+            // Only ADD validates hook plans against them.
+            ranges: adding.then(|| IpamConfig::load(raw, ip_ranges, true).ok()).flatten(),
         }),
         None => Err(Error::InvalidConfig("ipam.type is missing (\"builtin\", or an IPAM plugin such as \"host-local\")".into())),
     }
