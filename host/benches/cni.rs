@@ -90,7 +90,9 @@ impl Plugin {
         let pid = child.id() as libc::pid_t;
         unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         let took = start.elapsed();
-        std::mem::forget(child); // already reaped
+        // Reaped by wait4 above; dropping the Child closes its stdout pipe and neither waits nor kills
+        // (forgetting it leaked one descriptor per run).
+        drop(child);
         Run { took, ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, stdout, max_rss_kb: usage.ru_maxrss }
     }
 
