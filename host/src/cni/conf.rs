@@ -92,22 +92,31 @@ pub struct NetConf {
     pub extra: Map<String, Value>,
 }
 
+/// stdin as JSON, parsed once per call (the error reply's version is read from it too); None when empty.
+pub type Stdin = Option<Result<Value, serde_json::Error>>;
+
+pub fn read_stdin(stdin: &[u8]) -> Stdin {
+    (!stdin.iter().all(u8::is_ascii_whitespace)).then(|| serde_json::from_slice(stdin))
+}
+
 impl NetConf {
     pub fn parse(stdin: &[u8]) -> Result<(Self, Value), Error> {
-        if stdin.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::InvalidConfig(
-                "no network configuration on stdin (pipe the plugin's JSON config into the command)".into(),
-            ));
-        }
-        let raw: Value = serde_json::from_slice(stdin).map_err(|source| Error::Decode { what: "network config", source })?;
+        Self::from_stdin(read_stdin(stdin))
+    }
+
+    pub fn from_stdin(stdin: Stdin) -> Result<(Self, Value), Error> {
+        let raw = stdin
+            .ok_or_else(|| {
+                Error::InvalidConfig("no network configuration on stdin (pipe the plugin's JSON config into the command)".into())
+            })?
+            .map_err(|source| Error::Decode { what: "network config", source })?;
         if raw.get("plugins").is_some() {
             return Err(Error::InvalidConfig(
                 "got a conflist; runtimes pass one plugin's config (use `wasmcni exec --config FILE`, which extracts it)"
                     .into(),
             ));
         }
-        let conf: NetConf =
-            serde_json::from_value(raw.clone()).map_err(|source| Error::Decode { what: "network config", source })?;
+        let conf = NetConf::deserialize(&raw).map_err(|source| Error::Decode { what: "network config", source })?;
         conf.validate()?;
         Ok((conf, raw))
     }

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::conf::{read_stdin, Stdin};
 use super::request::{Command, Env, Request};
 use super::result::CniResult;
 use super::version::{Version, SUPPORTED};
@@ -19,11 +20,13 @@ pub struct Outcome {
 
 /// `binary_name` is the file name we were exec'd as, to warn when the netconf's `type` differs from it.
 pub fn handle(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Outcome {
+    let stdin = read_stdin(stdin);
     // The version for an error reply: the requested one if we speak it, else our latest.
-    let requested = serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(String::from))
-        .and_then(|v| Version::parse(&v).ok())
+    let requested = stdin
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .and_then(|v| v.get("cniVersion").and_then(Value::as_str))
+        .and_then(|v| Version::parse(v).ok())
         .unwrap_or_else(Version::latest);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(command, env, stdin, binary_name)))
         .unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p))));
@@ -37,12 +40,12 @@ pub fn handle(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> 
     }
 }
 
-fn dispatch(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Result<Option<Value>> {
+fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Result<Option<Value>> {
     let command = Command::parse(command)?;
     if command == Command::Version {
         return version(stdin).map(Some);
     }
-    let req = Request::parse(command, env, stdin)?;
+    let req = Request::from_stdin(command, env, stdin)?;
     crate::logging::configure(req.conf.log_file.as_deref(), req.conf.log_level.as_deref());
     if !binary_name.is_empty() && req.conf.plugin_type != binary_name {
         log::warn!(
@@ -89,12 +92,13 @@ fn dispatch(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> Re
 }
 
 /// VERSION: stdin holds `{"cniVersion": ...}` (or nothing); answer with every version we speak.
-fn version(stdin: &[u8]) -> Result<Value> {
-    let requested = if stdin.iter().all(u8::is_ascii_whitespace) {
-        Version::latest()
-    } else {
-        let v: Value = serde_json::from_slice(stdin).map_err(|source| Error::Decode { what: "VERSION input", source })?;
-        Version::parse(v.get("cniVersion").and_then(Value::as_str).unwrap_or_default()).unwrap_or_else(|_| Version::latest())
+fn version(stdin: Stdin) -> Result<Value> {
+    let requested = match stdin {
+        None => Version::latest(),
+        Some(v) => {
+            let v = v.map_err(|source| Error::Decode { what: "VERSION input", source })?;
+            Version::parse(v.get("cniVersion").and_then(Value::as_str).unwrap_or_default()).unwrap_or_else(|_| Version::latest())
+        }
     };
     Ok(json!({ "cniVersion": requested.as_str(), "supportedVersions": SUPPORTED }))
 }

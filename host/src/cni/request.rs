@@ -76,7 +76,11 @@ pub struct Request {
 impl Request {
     /// Parses everything but VERSION, which needs no config of its own (see `cni::plugin`).
     pub fn parse(command: Command, env: &dyn Env, stdin: &[u8]) -> Result<Self, Error> {
-        let (conf, raw_conf) = NetConf::parse(stdin)?;
+        Self::from_stdin(command, env, super::conf::read_stdin(stdin))
+    }
+
+    pub fn from_stdin(command: Command, env: &dyn Env, stdin: super::conf::Stdin) -> Result<Self, Error> {
+        let (conf, raw_conf) = NetConf::from_stdin(stdin)?;
         let version = Version::parse(&conf.cni_version)?;
         let needs_attachment = matches!(command, Command::Add | Command::Del | Command::Check);
         let container_id = match env.var("CNI_CONTAINERID").filter(|s| !s.is_empty()) {

@@ -163,18 +163,18 @@ impl CniResult {
             let mut res = CniResult::default();
             for key in ["ip4", "ip6"] {
                 if let Some(l) = v.get(key) {
-                    let l: Legacy = serde_json::from_value(l.clone()).map_err(decode)?;
+                    let l: Legacy = Legacy::deserialize(l).map_err(decode)?;
                     res.ips.push(IpConfig { address: l.ip, gateway: l.gateway, interface: None });
                     res.routes.extend(l.routes);
                 }
             }
             if let Some(dns) = v.get("dns") {
-                res.dns = serde_json::from_value(dns.clone()).map_err(decode)?;
+                res.dns = Dns::deserialize(dns).map_err(decode)?;
             }
             return Ok(res);
         }
         // 0.3.x's extra `ips[].version` is simply ignored by serde.
-        serde_json::from_value(v.clone()).map_err(decode)
+        CniResult::deserialize(v).map_err(decode)
     }
 }
 

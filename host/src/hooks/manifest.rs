@@ -136,7 +136,7 @@ pub fn load(manifest: Option<&Path>, inline: Option<&Value>) -> Result<Vec<HookS
         let list = list.as_array().ok_or_else(|| bad("must be a list of hooks".into()))?;
         for (i, entry) in list.iter().enumerate() {
             let name = hook_label(entry.get("name").and_then(Value::as_str), i);
-            let spec: HookSpec = serde_json::from_value(entry.clone()).map_err(|e| bad(format!("hook {name}: {e}")))?;
+            let spec = HookSpec::deserialize(entry).map_err(|e| bad(format!("hook {name}: {e}")))?;
             spec.validate().map_err(|m| bad(format!("hook {name}: {m}")))?;
             specs.push(spec);
         }
