@@ -313,13 +313,24 @@ fn del_without_a_record_removes_hook_chains_by_name() {
     let node = Node::new("10.94.0.0/24");
     let pod = Ns::new("pod");
     let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP}/32"), "port": 9});
-    let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
+    // A copy of the module, removed before DEL: the names in the manifest are all DEL needs.
+    let module = node.dir.path().join("guard.wasm");
+    std::fs::copy(test_hook(), &module).unwrap();
+    let mut h = hook("guard", &["post-add"], cfg);
+    h["module"] = json!(module);
+    let conf = conf_with(&node, vec![h]);
     add(&node, &conf, &pod, "norec").ok();
     for r in node.records() {
         std::fs::remove_file(r).unwrap();
     }
+    std::fs::remove_file(&module).unwrap();
     del(&node, &conf, &pod, "norec");
     assert!(hook_chains(&node).is_empty(), "{:?}", hook_chains(&node));
+    node.assert_clean();
+    // ADD with the module gone fails naming it, with nothing left behind.
+    let err = add(&node, &conf, &pod, "nomod").err().clone();
+    assert_eq!(err["code"], 7, "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("guard.wasm does not exist"), "{err}");
     node.assert_clean();
 }
 

@@ -101,10 +101,20 @@ impl HookSpec {
         if self.config.as_ref().is_some_and(|c| !c.is_object()) {
             return field("config", "must be a table".into());
         }
-        if !self.module.is_file() {
-            return field("module", format!("{} does not exist or is not a file", self.module.display()));
-        }
         Ok(())
+    }
+
+    /// Checked when the hook is about to be loaded, not when the manifest is read: DEL without a record needs
+    /// only the hooks' names to find their chains, also after a module file was removed.
+    pub fn check_module(&self) -> Result<(), Error> {
+        if self.module.is_file() {
+            return Ok(());
+        }
+        Err(Error::InvalidConfig(format!(
+            "hook {}: field module: {} does not exist or is not a file",
+            self.name,
+            self.module.display()
+        )))
     }
 }
 

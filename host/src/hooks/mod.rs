@@ -59,6 +59,9 @@ pub fn load(req: &Request, stages: &[Stage]) -> Result<Box<dyn Hooks>> {
     if specs.is_empty() {
         return Ok(Box::new(NoHooks));
     }
+    for spec in &specs {
+        spec.check_module()?;
+    }
     let cache = runtime::cache_for(&req.conf.state_dir()).map_err(Error::Hook)?;
     let hooks = specs
         .into_iter()
