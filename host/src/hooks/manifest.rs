@@ -218,7 +218,6 @@ mod tests {
             ("name = \"h\"\nmodule = \"hook.wasm\"\nstages = [\"pre-add\"]\ntimeout_ms = 0", "timeout_ms"),
             ("name = \"h\"\nmodule = \"hook.wasm\"\nstages = [\"later\"]", "later"),
             ("name = \"h\"\nmodule = \"hook.wasm\"\nstages = []", "stages"),
-            ("name = \"h\"\nmodule = \"missing.wasm\"\nstages = [\"del\"]", "module"),
             ("name = \"h\"\nmodule = \"hook.wasm\"\nstages = [\"del\"]\nsha256 = \"abc\"", "sha256"),
             ("name = \"h\"\nmodule = \"hook.wasm\"\nstages = [\"del\"]\non_error = \"maybe\"", "maybe"),
         ] {
@@ -226,6 +225,11 @@ mod tests {
             let err = load(Some(&p), None).unwrap_err().to_string();
             assert!(err.contains("hooks.toml") && err.contains("hook \"h\"") && err.contains(field), "{err}");
         }
+        // A missing module parses (DEL needs the names) and is refused when the hook is to be loaded.
+        let p = manifest(tmp.path(), "[[hooks]]\nname = \"h\"\nmodule = \"missing.wasm\"\nstages = [\"del\"]\n");
+        let specs = load(Some(&p), None).unwrap();
+        let err = specs[0].check_module().unwrap_err().to_string();
+        assert!(err.contains("hook h: field module") && err.contains("missing.wasm does not exist"), "{err}");
     }
 
     #[test]
