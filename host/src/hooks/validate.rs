@@ -20,8 +20,14 @@ fn ip(field: &str, s: &str) -> Result<IpAddr, String> {
     s.trim().parse().map_err(|_| format!("field {field}: {s:?} is not an IP address"))
 }
 
+/// A CIDR, normalized to its network, or a bare address as its host prefix: what the SDK's parse_cidr
+/// accepts, so a rule that passes a hook's native tests passes here too.
 fn cidr(field: &str, s: &str) -> Result<IpNet, String> {
-    s.trim().parse::<IpNet>().map(|n| n.trunc()).map_err(|_| format!("field {field}: {s:?} is not a CIDR"))
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("field {field}: {s:?} is not a CIDR or an address"))
 }
 
 pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
@@ -193,6 +199,9 @@ mod tests {
     fn rules_are_checked_field_by_field() {
         let ok = rules(vec![wrule(wit::Protocol::Tcp, Some((80, 80)), Some("203.0.113.7/24"))]).unwrap();
         assert_eq!(ok[0].peer.unwrap().to_string(), "203.0.113.0/24");
+        // A bare address, as the SDK's RuleBuilder::peer takes it, is its host prefix.
+        let host = rules(vec![wrule(wit::Protocol::Tcp, None, Some("169.254.169.254"))]).unwrap();
+        assert_eq!(host[0].peer.unwrap().to_string(), "169.254.169.254/32");
         assert!(rules(vec![wrule(wit::Protocol::Icmp, Some((1, 2)), None)]).unwrap_err().contains("rules[0].ports"));
         assert!(rules(vec![wrule(wit::Protocol::Udp, Some((9, 3)), None)]).unwrap_err().contains("rules[0].ports"));
         assert!(rules(vec![wrule(wit::Protocol::Any, None, Some("x"))]).unwrap_err().contains("rules[0].peer"));
