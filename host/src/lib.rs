@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod hooks;
 pub mod ipam;
 pub mod logging;
+pub mod naming;
 pub mod netaddr;
 pub mod netlink;
 pub mod netns;

@@ -29,7 +29,7 @@ fn address_conflict_mid_add_leaves_nothing_behind() {
 fn leftover_host_link_is_reported_and_nothing_is_reserved() {
     let node = Node::new("10.72.0.0/24");
     let pod = Ns::new("pod");
-    let name = wasmcni::ops::host_veth_name("leak", "eth0");
+    let name = wasmcni::naming::host_veth_name("leak", "eth0");
     node.ns.ip(&["link", "add", &name, "type", "veth", "peer", "name", "leakpeer"]);
     let err = node.add(&pod, "leak").err().clone();
     assert_eq!(err["code"], 100);

@@ -242,8 +242,8 @@ fn gc_removes_hook_chains_of_stale_attachments() {
     let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
     add(&node, &conf, &keep, "keep").ok();
     add(&node, &conf, &stale, "stale").ok();
-    let stale_chain = wasmcni::firewall::hookrules::HookChain::new(&node.network, "stale", "eth0", "guard", vec![]).chain;
-    let keep_chain = wasmcni::firewall::hookrules::HookChain::new(&node.network, "keep", "eth0", "guard", vec![]).chain;
+    let stale_chain = wasmcni::naming::hook_chain(&node.network, "stale", "eth0", "guard");
+    let keep_chain = wasmcni::naming::hook_chain(&node.network, "keep", "eth0", "guard");
     assert!(hook_chains(&node).iter().any(|l| l.contains(&stale_chain)));
     let mut gc = conf.clone();
     gc["cniVersion"] = json!("1.1.0");
@@ -268,7 +268,7 @@ fn gc_finds_chains_veths_and_addresses_that_have_no_record() {
     let record = node.records().into_iter().find(|p| p.to_string_lossy().contains("leaked")).expect("record");
     std::fs::remove_file(record).unwrap();
     let masq = wasmcni::firewall::chain_name(&node.network, "leaked");
-    let hook_chain = wasmcni::firewall::hookrules::HookChain::new(&node.network, "leaked", "eth0", "guard", vec![]).chain;
+    let hook_chain = wasmcni::naming::hook_chain(&node.network, "leaked", "eth0", "guard");
     assert!(node.ns.iptables_save().contains(&masq) && node.ns.iptables_save().contains(&hook_chain));
     assert_eq!(node.host_veths().len(), 2);
 

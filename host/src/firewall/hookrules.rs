@@ -3,23 +3,22 @@
 //! Hooks return data; only this module writes iptables text, so DEL and GC can remove it without the hook.
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha512};
 
 use super::masq::quote;
+use crate::naming;
 use super::Family;
 
 pub const SHARED_CHAIN: &str = "WASMCNI-FORWARD";
 /// Where node-wide locks live (tmpfs: a lock never outlives a boot).
 pub const LOCK_DIR: &str = "/run/wasmcni";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Ingress,
     Egress,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Any,
     Tcp,
@@ -27,7 +26,7 @@ pub enum Protocol {
     Icmp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Accept,
     Drop,
@@ -35,7 +34,7 @@ pub enum Action {
 }
 
 /// A validated rule (see hooks::validate for the checks).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HookRule {
     pub direction: Direction,
     pub protocol: Protocol,
@@ -48,7 +47,6 @@ pub struct HookRule {
 /// One hook's rules for one attachment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookChain {
-    pub hook: String,
     pub chain: String,
     pub comment: String,
     pub rules: Vec<HookRule>,
@@ -56,13 +54,9 @@ pub struct HookChain {
 
 impl HookChain {
     pub fn new(network: &str, container_id: &str, ifname: &str, hook: &str, rules: Vec<HookRule>) -> Self {
-        let digest = Sha512::digest(format!("{network}/{container_id}/{ifname}/{hook}").as_bytes());
-        let hex = crate::netaddr::hex(&digest, "");
         HookChain {
-            hook: hook.into(),
-            // iptables chain names are at most 28 characters.
-            chain: format!("WCNI-{}", &hex[..23]),
-            comment: format!("wasmcni hook {hook}: {network}/{container_id}/{ifname}"),
+            chain: naming::hook_chain(network, container_id, ifname, hook),
+            comment: naming::hook_comment(network, container_id, ifname, hook),
             rules,
         }
     }

@@ -18,7 +18,12 @@ pub fn chain_name(network: &str, container_id: &str) -> String {
 
 /// The reference `utils.FormatComment`.
 pub fn comment(network: &str, container_id: &str) -> String {
-    format!("name: \"{network}\" id: \"{container_id}\"")
+    format!("{}{container_id}\"", comment_prefix(network))
+}
+
+/// What every masquerade comment of `network` starts with, up to the container id.
+pub fn comment_prefix(network: &str) -> String {
+    format!("name: \"{network}\" id: \"")
 }
 
 /// What one attachment's masquerade consists of; stored in the attachment record for DEL.

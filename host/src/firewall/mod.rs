@@ -6,7 +6,8 @@ mod masq;
 mod restore;
 mod saved;
 
-pub use masq::{chain_name, comment, Masquerade};
+pub(crate) use masq::quote;
+pub use masq::{chain_name, comment, comment_prefix, Masquerade};
 pub use saved::{declares_chain, render_chain_teardown, table_section};
 pub use restore::{Family, Iptables};
 

@@ -40,7 +40,7 @@ pub fn run(req: &Request, hooks: impl FnOnce() -> Result<Box<dyn Hooks>>) -> Res
         &req.container_id,
         &req.ifname,
         Some(netns_path.to_path_buf()),
-        super::host_veth_name(&req.container_id, &req.ifname),
+        crate::naming::host_veth_name(&req.container_id, &req.ifname),
     );
     let hooks = hooks()?;
     let hooks = hooks.as_ref();
@@ -357,7 +357,7 @@ impl Wiring<'_> {
         // The attachment, written into the node end, lets GC find it should the record be lost. The kernel
         // ignores an alias at creation; it is set (by name) alongside the two index lookups, in one round trip.
         let r = self.req;
-        let alias = super::leaks::veth_alias(&r.conf.name, &r.container_id, &r.ifname);
+        let alias = crate::naming::veth_alias(&r.conf.name, &r.container_id, &r.ifname);
         let (host_link, pod_link, aliased) = futures::join!(self.node.link(&host), pod.link(ifname), self.node.set_alias(&host, &alias));
         aliased.map_err(|e| netlink::err(format!("set alias of {host}"), e))?;
         let host_link = host_link.map_err(|e| netlink::err(format!("look up {host}"), e))?;

@@ -6,7 +6,6 @@ use super::record::{self, Record};
 use super::rollback::{Undo, Undoer};
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
-use crate::firewall::hookrules::HookChain;
 use crate::firewall::{Family, Iptables, Masquerade};
 use crate::hooks::manifest::Stage;
 use crate::hooks::Hooks;
@@ -55,7 +54,7 @@ fn fallback_steps(req: &Request) -> Vec<Undo> {
         // An unreadable ipam section must not stop the cleanup: try host-local's default place.
         Err(_) => release_builtin(DEFAULT_DATA_DIR.into()),
     };
-    let mut steps = vec![release, Undo::DeleteHostLink { name: super::host_veth_name(&req.container_id, &req.ifname) }];
+    let mut steps = vec![release, Undo::DeleteHostLink { name: crate::naming::host_veth_name(&req.container_id, &req.ifname) }];
     if req.conf.ip_masq {
         steps.push(Undo::RemoveMasquerade {
             masq: Masquerade::new(&req.conf.name, &req.container_id, Vec::new()),
@@ -69,7 +68,7 @@ fn fallback_steps(req: &Request) -> Vec<Undo> {
                 let chains: Vec<String> = specs
                     .iter()
                     .filter(|s| s.runs_at(Stage::PostAdd))
-                    .map(|s| HookChain::new(&req.conf.name, &req.container_id, &req.ifname, &s.name, vec![]).chain)
+                    .map(|s| crate::naming::hook_chain(&req.conf.name, &req.container_id, &req.ifname, &s.name))
                     .collect();
                 if !chains.is_empty() {
                     for family in [Family::V4, Family::V6] {

@@ -7,13 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::rollback::Undo;
-use crate::firewall::{Family, Masquerade};
+use crate::firewall::{comment_prefix, quote, Family, Masquerade};
+use crate::naming::{parse_attachment_key, HOOK_COMMENT_PREFIX, VETH_ALIAS_PREFIX};
 use crate::netlink::LinkInfo;
 
-/// The alias written into a node-side veth at ADD.
-pub fn veth_alias(network: &str, container_id: &str, ifname: &str) -> String {
-    format!("wasmcni {network}/{container_id}/{ifname}")
-}
 
 /// One leaked attachment: `ifname` is None when the naming holds only the container (masquerade chains).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,17 +20,13 @@ pub struct Leak {
     pub undo: Undo,
 }
 
-/// Splits "<network>/<id>/<ifname>": network names and ifnames have no '/', so the id is what is between.
-fn attachment(text: &str, network: &str) -> Option<(String, String)> {
-    let rest = text.strip_prefix(network)?.strip_prefix('/')?;
-    let (id, ifname) = rest.rsplit_once('/')?;
-    (!id.is_empty() && !ifname.is_empty()).then(|| (id.to_string(), ifname.to_string()))
-}
 
 /// Masquerade chains of `network` in an `iptables-save` dump, by container id. Only comments that start
 /// with `name:` count: portmap's `dnat name: ...` rules are portmap's to clean.
 pub fn masquerade(network: &str, saved: &str, family: Family) -> Vec<Leak> {
-    let prefix = format!("--comment \"name: \\\"{network}\\\" id: \\\"");
+    // The comment as iptables-save quotes it, without its closing quote: up to the container id.
+    let quoted = quote(&comment_prefix(network));
+    let prefix = format!("--comment {}", &quoted[..quoted.len() - 1]);
     let ids: BTreeSet<String> = saved
         .lines()
         .filter_map(|l| {
@@ -52,14 +45,14 @@ pub fn masquerade(network: &str, saved: &str, family: Family) -> Vec<Leak> {
 
 /// Hook rule chains of `network` in a filter-table dump, by attachment.
 pub fn hook_chains(network: &str, saved: &str, family: Family) -> Vec<Leak> {
-    let prefix = "--comment \"wasmcni hook ";
+    let prefix = format!("--comment \"{HOOK_COMMENT_PREFIX}");
     let mut found: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for line in saved.lines() {
-        let Some(at) = line.find(prefix) else { continue };
+        let Some(at) = line.find(&prefix) else { continue };
         let comment = &line[at + prefix.len()..];
         let Some(comment) = comment.split('"').next() else { continue };
         let Some((_hook, target)) = comment.split_once(": ") else { continue };
-        let Some(key) = attachment(target, network) else { continue };
+        let Some(key) = parse_attachment_key(target, network) else { continue };
         let chain = line
             .split_whitespace()
             .skip_while(|t| *t != "-j")
@@ -85,7 +78,7 @@ pub fn veths(network: &str, links: &[LinkInfo]) -> Vec<Leak> {
     links
         .iter()
         .filter_map(|l| {
-            let (id, ifname) = attachment(l.alias.as_deref()?.strip_prefix("wasmcni ")?, network)?;
+            let (id, ifname) = parse_attachment_key(l.alias.as_deref()?.strip_prefix(VETH_ALIAS_PREFIX)?, network)?;
             Some(Leak { container_id: id, ifname: Some(ifname), undo: Undo::DeleteHostLink { name: l.name.clone() } })
         })
         .collect()
@@ -143,8 +136,8 @@ COMMIT
             alias: alias.map(String::from),
         };
         let links = [
-            link("wcni1", Some(&veth_alias("net", "gone", "eth0"))),
-            link("wcni2", Some(&veth_alias("other", "x", "eth0"))),
+            link("wcni1", Some(&crate::naming::veth_alias("net", "gone", "eth0"))),
+            link("wcni2", Some(&crate::naming::veth_alias("other", "x", "eth0"))),
             link("eth0", None),
         ];
         let leaks = veths("net", &links);

@@ -43,24 +43,3 @@ pub fn derived_mac(seed: &str) -> [u8; 6] {
     let d = Sha256::digest(seed.as_bytes());
     [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
 }
-
-/// The node-side veth name: deterministic (DEL and GC find it without state) and within IFNAMSIZ.
-pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
-    let digest = Sha256::digest(format!("{container_id}/{ifname}").as_bytes());
-    let hex = crate::netaddr::hex(&digest, "");
-    format!("wcni{}", &hex[..11])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_veth_name_is_stable_short_and_distinct() {
-        let a = host_veth_name("ctr", "eth0");
-        assert_eq!(a.len(), 15);
-        assert_eq!(a, host_veth_name("ctr", "eth0"));
-        assert_ne!(a, host_veth_name("ctr", "eth1"));
-        assert_ne!(a, host_veth_name("ctr2", "eth0"));
-    }
-}
