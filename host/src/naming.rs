@@ -4,6 +4,16 @@
 
 use sha2::{Digest, Sha256, Sha512};
 
+/// Names that end up in file names and rule comments (networks, container ids, hooks) keep to letters,
+/// digits, '-', '_' and '.' (the spec's rule for container ids).
+pub fn is_safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+pub fn is_safe_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_safe_char)
+}
+
 /// "<network>/<container id>/<ifname>": network names and ifnames have no '/', so it splits back.
 pub fn attachment_key(network: &str, container_id: &str, ifname: &str) -> String {
     format!("{network}/{container_id}/{ifname}")

@@ -157,7 +157,7 @@ fn plugin_config(raw: &[u8], binary_name: &str) -> anyhow::Result<Vec<u8>> {
 
 fn default_container_id(netns: Option<&std::path::Path>) -> String {
     let base = netns.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let clean: String = base.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).collect();
+    let clean: String = base.chars().filter(|c| crate::naming::is_safe_char(*c)).collect();
     format!("debug-{clean}")
 }
 

@@ -10,6 +10,9 @@ use crate::error::Error;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/wasmcni";
 
+/// The MTUs a link can have (IPv4's minimum to the 16-bit maximum).
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -123,17 +126,15 @@ impl NetConf {
 
     fn validate(&self) -> Result<(), Error> {
         // Spec: the network name is used in file names and rule comments, so keep it to the safe alphabet.
-        if self.name.is_empty()
-            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !crate::naming::is_safe_name(&self.name) {
             return Err(Error::InvalidConfig(format!(
                 "network name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
                 self.name
             )));
         }
         if let Some(mtu) = self.mtu {
-            if !(68..=65535).contains(&mtu) {
-                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside 68..=65535")));
+            if !MTU_RANGE.contains(&mtu) {
+                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside {MTU_RANGE:?}")));
             }
         }
         let bridge_only = [

@@ -125,7 +125,7 @@ fn missing(var: &'static str) -> Error {
 
 /// Spec: the container ID must be non-empty and use only alphanumerics, '_', '.' and '-'.
 pub fn validate_container_id(id: &str) -> Result<String, Error> {
-    if id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if crate::naming::is_safe_name(id) {
         Ok(id.to_string())
     } else {
         Err(Error::InvalidEnv {

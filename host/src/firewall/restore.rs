@@ -65,15 +65,19 @@ impl Pending {
         let tool = self.tool.clone();
         let child = self.child.take().expect("waited once");
         let out = child.wait_with_output().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        if !out.status.success() || self.broken_pipe {
-            let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            if out.status.success() {
-                stderr = "it exited without reading all of its input".into();
-            }
-            return Err(Error::Failed { tool, status: out.status.to_string(), stderr });
+        if out.status.success() && self.broken_pipe {
+            return Err(Error::Failed { tool, status: out.status.to_string(), stderr: "it exited without reading all of its input".into() });
         }
-        Ok(())
+        check(tool, &out)
     }
+}
+
+/// A failed run as an error carrying the tool's own words.
+fn check(tool: String, out: &std::process::Output) -> Result<(), Error> {
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Failed { tool, status: out.status.to_string(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
 }
 
 fn find_tool(name: &str) -> Result<PathBuf, Error> {
@@ -125,13 +129,7 @@ impl Iptables {
             .stdin(Stdio::null())
             .output()
             .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
-        if !out.status.success() {
-            return Err(Error::Failed {
-                tool,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        check(tool, &out)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 

@@ -81,7 +81,7 @@ impl HookSpec {
 
     fn validate(&self) -> Result<(), String> {
         let field = |f: &str, msg: String| Err(format!("field {f}: {msg}"));
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if !crate::naming::is_safe_name(&self.name) {
             return field("name", format!("{:?} must be non-empty letters, digits, '-', '_' or '.'", self.name));
         }
         if self.stages.is_empty() {

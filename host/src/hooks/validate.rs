@@ -76,8 +76,8 @@ pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
         routes.push(Route::new(dst, gw));
     }
     if let Some(mtu) = p.mtu {
-        if !(68..=65535).contains(&mtu) {
-            return Err(format!("field mtu: {mtu} is outside 68..=65535"));
+        if !crate::cni::conf::MTU_RANGE.contains(&mtu) {
+            return Err(format!("field mtu: {mtu} is outside {:?}", crate::cni::conf::MTU_RANGE));
         }
     }
     let mac = p.mac.map(|m| parse_mac(&m).map_err(|e| format!("field mac: {e}"))).transpose()?;
