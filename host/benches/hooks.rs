@@ -6,22 +6,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmcni::hooks::cache::Cache;
-use wasmcni::hooks::manifest::{HookSpec, Mode, OnError, Stage};
+use wasmcni::hooks::manifest::{HookSpec, Stage};
 use wasmcni::hooks::runtime::{wit, LoadedHook, Runtime};
 
 fn spec(module: PathBuf) -> HookSpec {
-    HookSpec {
-        name: "bench".into(),
-        module,
-        sha256: None,
-        stages: vec![Stage::PreAdd, Stage::PostAdd, Stage::Del],
-        order: 0,
-        on_error: OnError::Fail,
-        timeout_ms: 1000,
-        memory_mb: 32,
-        mode: Mode::Enforce,
-        config: Some(serde_json::json!({"behavior": "drop-port", "peer": "203.0.113.0/24", "port": 8080})),
-    }
+    let mut spec = HookSpec::new("bench", module, vec![Stage::PreAdd, Stage::PostAdd, Stage::Del]);
+    spec.config = Some(serde_json::json!({"behavior": "drop-port", "peer": "203.0.113.0/24", "port": 8080}));
+    spec
 }
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64) {

@@ -135,3 +135,23 @@ fn one_pods_accept_does_not_bypass_another_pods_ingress_rules() {
     }
     node.assert_clean();
 }
+
+#[test]
+fn hook_run_prints_a_stage_answer_with_the_stage_and_pod_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // The input's own stage is del: --stage overrides it, --namespace/--name give the pod.
+    let input = dir.path().join("input.toml");
+    std::fs::write(&input, "stage = \"del\"\n[network]\nsubnet = \"10.20.0.0/24\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["hook", "run", "--module", example("static-ip").to_str().unwrap(), "--stage", "pre-add"])
+        .args(["--input", input.to_str().unwrap(), "--namespace", "default", "--name", "db"])
+        .args(["--config", r#"{"pods": [{"namespace": "default", "name": "db", "ip": "10.20.0.50"}]}"#])
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .env_remove("CNI_COMMAND")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["ips"], json!(["10.20.0.50"]), "{answer}");
+}

@@ -66,14 +66,15 @@ pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
             Ok(if failed == 0 { 0 } else { 1 })
         }
         HookCmd::Run { module, stage, input, config, namespace, name, state_dir } => {
-            let mut toml_text = match &input {
+            let toml_text = match &input {
                 Some(p) => std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
                 None => String::new(),
             };
+            let mut table: toml::Table = toml::from_str(&toml_text).map_err(|e| anyhow::anyhow!("input: {}", e.message()))?;
             if let Some(stage) = stage {
-                toml_text = format!("stage = {stage:?}\n{}", strip_stage(&toml_text));
+                table.insert("stage".into(), toml::Value::String(stage));
             }
-            let mut f: Fixture = toml::from_str(&toml_text).map_err(|e| anyhow::anyhow!("input: {}", e.message()))?;
+            let mut f: Fixture = toml::Value::Table(table).try_into().map_err(|e| anyhow::anyhow!("input: {}", e.message()))?;
             f.expect = None;
             if let Some(c) = config {
                 f.config = Some(serde_json::from_str(&c).context("--config is not JSON")?);
@@ -107,18 +108,8 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
             specs.extend(manifest::load(Some(input), None)?);
         } else {
             let name = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            specs.push(HookSpec {
-                name,
-                module: input.canonicalize().with_context(|| format!("{}", input.display()))?,
-                sha256: None,
-                stages: vec![Stage::PreAdd],
-                order: 0,
-                on_error: Default::default(),
-                timeout_ms: manifest::DEFAULT_TIMEOUT_MS,
-                memory_mb: manifest::DEFAULT_MEMORY_MB,
-                mode: Default::default(),
-                config: None,
-            });
+            let module = input.canonicalize().with_context(|| format!("{}", input.display()))?;
+            specs.push(HookSpec::new(&name, module, vec![Stage::PreAdd]));
         }
     }
     for spec in specs {
@@ -133,9 +124,4 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
     }
     println!("cache: {}", cache.dir().display());
     Ok(0)
-}
-
-/// Drops a top-level `stage = ...` line so --stage can replace it.
-fn strip_stage(text: &str) -> String {
-    text.lines().filter(|l| !l.trim_start().starts_with("stage")).collect::<Vec<_>>().join("\n")
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manifest::{HookSpec, Mode, OnError, Stage};
+use super::manifest::{HookSpec, Stage};
 use super::runtime::{wit, Failure, LoadedHook};
 use super::validate;
 use crate::ipam::IpamConfig;
@@ -119,18 +119,11 @@ impl Fixture {
     }
 
     pub fn spec(&self, module: &Path) -> HookSpec {
-        HookSpec {
-            name: "fixture".into(),
-            module: module.to_path_buf(),
-            sha256: None,
-            stages: vec![self.stage],
-            order: 0,
-            on_error: OnError::Fail,
-            timeout_ms: self.timeout_ms.unwrap_or(super::manifest::DEFAULT_TIMEOUT_MS),
-            memory_mb: self.memory_mb.unwrap_or(super::manifest::DEFAULT_MEMORY_MB),
-            mode: Mode::Enforce,
-            config: self.config.clone(),
-        }
+        let mut spec = HookSpec::new("fixture", module.to_path_buf(), vec![self.stage]);
+        spec.timeout_ms = self.timeout_ms.unwrap_or(spec.timeout_ms);
+        spec.memory_mb = self.memory_mb.unwrap_or(spec.memory_mb);
+        spec.config = self.config.clone();
+        spec
     }
 
     fn attachment(&self, hook: &LoadedHook) -> wit::Attachment {

@@ -71,6 +71,22 @@ fn default_memory() -> u64 {
 }
 
 impl HookSpec {
+    /// A hook with every optional field at its default, as a manifest entry naming only these would be.
+    pub fn new(name: &str, module: PathBuf, stages: Vec<Stage>) -> Self {
+        HookSpec {
+            name: name.into(),
+            module,
+            sha256: None,
+            stages,
+            order: 0,
+            on_error: OnError::default(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            memory_mb: DEFAULT_MEMORY_MB,
+            mode: Mode::default(),
+            config: None,
+        }
+    }
+
     pub fn runs_at(&self, stage: Stage) -> bool {
         self.stages.contains(&stage)
     }
