@@ -151,9 +151,10 @@ impl Fixture {
         let att = self.attachment(hook);
         let dns = |ns: &[String]| wit::Dns { nameservers: ns.to_vec(), domain: None, search: vec![], options: vec![] };
         let fail = |f: Failure| f.to_string();
+        // The network as the plugin would read it: ranges and gateway defaulted like host-local's.
+        let ipam = IpamConfig::parse(&json!({"subnet": self.subnet()})).map_err(|e| format!("network.subnet: {e}"))?;
         match self.stage {
             Stage::PreAdd => {
-                let ipam = IpamConfig::parse(&json!({"subnet": self.subnet()})).map_err(|e| e.to_string())?;
                 let p = &self.plan;
                 let plan = wit::Plan {
                     ips: p.ips.clone(),
@@ -187,8 +188,7 @@ impl Fixture {
                 Ok(out)
             }
             Stage::PostAdd => {
-                let subnet: ipnet::IpNet = self.subnet().parse().map_err(|_| format!("bad network.subnet {}", self.subnet()))?;
-                let gw = crate::netaddr::add(subnet.network(), 1).to_string();
+                let gw = ipam.ranges[0][0].gateway.to_string();
                 let result = wit::AddResult {
                     interfaces: vec![
                         wit::Iface { name: "wcnifixture0000".into(), mac: "02:00:00:00:00:01".into(), sandbox: None },
