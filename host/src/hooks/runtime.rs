@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -32,7 +32,47 @@ pub struct HostState {
     hook: String,
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limits,
+}
+
+/// The store's limits, remembering whether a memory was refused: a trap after that is the memory limit,
+/// told apart by what happened rather than by the wording of wasmtime's error.
+struct Limits {
+    inner: StoreLimits,
+    memory_refused: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        self.memory_refused |= !matches!(allowed, Ok(true));
+        allowed
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 impl WasiView for HostState {
@@ -179,6 +219,7 @@ impl LoadedHook {
             .instances(512)
             .trap_on_grow_failure(true)
             .build();
+        let limits = Limits { inner: limits, memory_refused: false };
         let state = HostState { hook: self.spec.name.clone(), wasi, table: ResourceTable::new(), limits };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -195,7 +236,7 @@ impl LoadedHook {
         match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Failure::Returned(e.message)),
-            Err(e) => Err(match self.classify(e) {
+            Err(e) => Err(match self.classify(e, store.data().limits.memory_refused) {
                 // What the guest said last before trapping (a panic message, a Python exception) is the
                 // most useful part of a trap: put it in the error, not only in the log.
                 Failure::Trap(m) => match String::from_utf8_lossy(&stderr.contents()).lines().rev().find(|l| !l.trim().is_empty()) {
@@ -207,15 +248,14 @@ impl LoadedHook {
         }
     }
 
-    fn classify(&self, e: wasmtime::Error) -> Failure {
+    fn classify(&self, e: wasmtime::Error, memory_refused: bool) -> Failure {
         if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
             return Failure::Timeout(self.spec.timeout_ms);
         }
-        let text = format!("{e:#}");
-        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+        if memory_refused {
             return Failure::OutOfMemory(self.spec.memory_mb);
         }
-        Failure::Trap(text.lines().next().unwrap_or_default().to_string())
+        Failure::Trap(format!("{e:#}").lines().next().unwrap_or_default().to_string())
     }
 
     pub fn pre_add(&self, att: &wit::Attachment, plan: &wit::Plan) -> Result<wit::Plan, Failure> {
