@@ -8,7 +8,8 @@ use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Route};
 use crate::ops::plan::Plan;
 
-pub fn attachment(req: &Request, spec: &HookSpec) -> wit::Attachment {
+/// The attachment as hooks see it; `config` is each hook's own, set per call (see `for_hook`).
+pub fn attachment(req: &Request) -> wit::Attachment {
     let arg = |k: &str| req.arg(k).filter(|v| !v.is_empty()).map(String::from);
     wit::Attachment {
         container_id: req.container_id.clone(),
@@ -20,8 +21,14 @@ pub fn attachment(req: &Request, spec: &HookSpec) -> wit::Attachment {
         pod_uid: arg("K8S_POD_UID"),
         args: req.args.clone(),
         runtime_config: req.conf.runtime_config.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "{}".into()),
-        config: spec.config_json(),
+        config: String::new(),
     }
+}
+
+/// `att` with `spec`'s config: built once per stage, only the config changes from hook to hook.
+pub fn for_hook<'a>(att: &'a mut wit::Attachment, spec: &HookSpec) -> &'a wit::Attachment {
+    att.config = spec.config_json();
+    att
 }
 
 pub fn dns(d: &Dns) -> wit::Dns {

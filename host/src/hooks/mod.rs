@@ -94,10 +94,10 @@ fn policy(hook: &LoadedHook, stage: &str, failure: Failure) -> Result<()> {
 
 impl Hooks for WasmHooks {
     fn pre_add(&self, req: &Request, mut plan: Plan, ipam: Option<&IpamConfig>) -> Result<Plan> {
+        let mut att = convert::attachment(req);
         for h in self.at(Stage::PreAdd) {
-            let att = convert::attachment(req, &h.spec);
             let answer = h
-                .pre_add(&att, &convert::plan(&plan))
+                .pre_add(convert::for_hook(&mut att, &h.spec), &convert::plan(&plan))
                 .and_then(|p| validate::plan(p, ipam).map_err(Failure::Invalid));
             match answer {
                 Ok(p) => {
@@ -115,9 +115,9 @@ impl Hooks for WasmHooks {
     fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<HookChain>> {
         let wit_result = convert::result(result);
         let mut chains = Vec::new();
+        let mut att = convert::attachment(req);
         for h in self.at(Stage::PostAdd) {
-            let att = convert::attachment(req, &h.spec);
-            let rules = h.post_add(&att, &wit_result).and_then(|r| validate::rules(r).map_err(Failure::Invalid));
+            let rules = h.post_add(convert::for_hook(&mut att, &h.spec), &wit_result).and_then(|r| validate::rules(r).map_err(Failure::Invalid));
             match rules {
                 Ok(rules) if h.spec.mode == Mode::Monitor => {
                     for r in &rules {
@@ -133,8 +133,9 @@ impl Hooks for WasmHooks {
     }
 
     fn del(&self, req: &Request) {
+        let mut att = convert::attachment(req);
         for h in self.at(Stage::Del) {
-            if let Err(f) = h.del(&convert::attachment(req, &h.spec)) {
+            if let Err(f) = h.del(convert::for_hook(&mut att, &h.spec)) {
                 log::warn!("hook {} failed in del (ignored, DEL goes on): {f}", h.spec.name);
             }
         }
