@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as LinkInfoNla, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
 use rtnetlink::{
@@ -78,6 +78,13 @@ pub struct VethSpec<'a> {
     pub up: bool,
     /// The bridge to attach the node end to (bridge mode).
     pub controller: Option<u32>,
+}
+
+fn address_of(m: &AddressMessage) -> Option<IpNet> {
+    m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => IpNet::new(*ip, m.header.prefix_len).ok(),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,47 +225,29 @@ impl Netlink {
         req.execute().await
     }
 
-    /// Addresses on `index` still in duplicate address detection (IPv6), which cannot be used yet.
-    pub async fn tentative_addresses(&self, index: u32) -> Result<Vec<IpAddr>, RtError> {
-        let msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
-        Ok(msgs
-            .iter()
-            .filter(|m| {
-                m.header.flags.contains(AddressHeaderFlags::Tentative)
-                    || m.attributes.iter().any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)))
-            })
-            .filter_map(|m| {
-                m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Address(ip) => Some(*ip),
-                    _ => None,
-                })
-            })
-            .collect())
-    }
-
-    pub async fn delete_address(&self, index: u32, addr: IpNet) -> Result<(), RtError> {
-        let mut msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
-        msgs.retain(|m| {
-            m.header.prefix_len == addr.prefix_len()
-                && m.attributes.iter().any(|a| matches!(a, AddressAttribute::Address(ip) if *ip == addr.addr()))
-        });
-        for m in msgs {
-            self.handle.address().del(m).execute().await?;
-        }
-        Ok(())
+    /// The address messages of link `index` (the dump is filtered on our side).
+    async fn address_msgs(&self, index: u32) -> Result<Vec<AddressMessage>, RtError> {
+        self.handle.address().get().set_link_index_filter(index).execute().try_collect().await
     }
 
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>, RtError> {
-        let msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| {
-                m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Address(ip) => IpNet::new(*ip, m.header.prefix_len).ok(),
-                    _ => None,
-                })
-            })
-            .collect())
+        Ok(self.address_msgs(index).await?.iter().filter_map(address_of).collect())
+    }
+
+    /// Addresses on `index` still in duplicate address detection (IPv6), which cannot be used yet.
+    pub async fn tentative_addresses(&self, index: u32) -> Result<Vec<IpNet>, RtError> {
+        let tentative = |m: &&AddressMessage| {
+            m.header.flags.contains(AddressHeaderFlags::Tentative)
+                || m.attributes.iter().any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)))
+        };
+        Ok(self.address_msgs(index).await?.iter().filter(tentative).filter_map(address_of).collect())
+    }
+
+    pub async fn delete_address(&self, index: u32, addr: IpNet) -> Result<(), RtError> {
+        for m in self.address_msgs(index).await?.into_iter().filter(|m| address_of(m) == Some(addr)) {
+            self.handle.address().del(m).execute().await?;
+        }
+        Ok(())
     }
 
     /// The main table's routes of one family: destination, next hop and output interface.
