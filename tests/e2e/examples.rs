@@ -155,3 +155,28 @@ fn hook_run_prints_a_stage_answer_with_the_stage_and_pod_from_the_command_line()
     let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(answer["ips"], json!(["10.20.0.50"]), "{answer}");
 }
+
+#[test]
+fn pre_add_hooks_run_in_order_each_on_the_previous_plan_and_the_plan_reaches_the_kernel() {
+    let node = Node::new("10.93.0.0/24");
+    let pod = Ns::new("pod");
+    // Listed second but ordered first: mtu-clamp (C) sets the MTU, then static-ip (Rust) pins the address
+    // on the plan it got, which must still carry the MTU.
+    let mut conf = node.conf("1.0.0");
+    conf["hooks"] = json!([
+        {"name": "static-ip", "module": example("static-ip"), "stages": ["pre-add"], "order": 2,
+         "config": {"pods": [{"namespace": "default", "name": "test", "ip": "10.93.0.42"}]}},
+        {"name": "mtu-clamp", "module": example("mtu-clamp-c"), "stages": ["pre-add"], "order": 1,
+         "config": {"namespaces": ["default"], "mtu": 1300}},
+    ]);
+    let res = node.cni("ADD", &conf, "ordered", Some(&pod.path()), "eth0").ok().clone();
+    assert_eq!(pod_ip(&res), "10.93.0.42");
+    assert!(pod.ip(&["link", "show", "eth0"]).contains("mtu 1300"), "{}", pod.ip(&["link", "show", "eth0"]));
+    let host = res["interfaces"][0]["name"].as_str().unwrap();
+    assert!(node.ns.ip(&["link", "show", host]).contains("mtu 1300"));
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    let (clamp, pin) = (log.find("hook mtu-clamp changed the plan").unwrap(), log.find("hook static-ip changed the plan").unwrap());
+    assert!(clamp < pin, "mtu-clamp (order 1) must run before static-ip (order 2): {log}");
+    node.cni("DEL", &conf, "ordered", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+}

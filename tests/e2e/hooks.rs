@@ -94,6 +94,11 @@ fn post_add_drop_rule_blocks_one_port_and_del_removes_its_chain() {
     add(&node, &conf, &pod, "guard1").ok();
     assert!(connects(&pod, open), "the other port must still work");
     assert!(!connects(&pod, blocked), "the hook's drop rule did not stop traffic");
+    // The rules are this pod's: another pod of the network, ADDed without the hook, still reaches the port.
+    let other = Ns::new("other");
+    node.add(&other, "unguarded").ok();
+    assert!(connects(&other, blocked), "a hook rule of one pod reached another pod");
+    node.del(&other, "unguarded").succeeded();
     let chains = hook_chains(&node);
     assert!(chains.iter().any(|l| l.contains(&format!("--dport {blocked}")) && l.ends_with("-j DROP")), "{chains:?}");
     let mut check = conf.clone();
@@ -175,10 +180,16 @@ fn a_trapping_hook_fails_add_or_is_skipped_by_policy() {
 fn hook_errors_in_del_never_fail_del() {
     let node = Node::new("10.87.0.0/24");
     let pod = Ns::new("pod");
-    let conf = conf_with(&node, vec![hook("grumpy", &["del"], json!({"behavior": "error"}))]);
+    let mut slow = hook("slowpoke", &["del"], json!({"behavior": "loop"}));
+    slow["timeout_ms"] = json!(50);
+    let conf = conf_with(&node, vec![hook("grumpy", &["del"], json!({"behavior": "error"})), slow]);
     add(&node, &conf, &pod, "grumpy").ok();
     del(&node, &conf, &pod, "grumpy");
     node.assert_clean();
+    // Both were told (and failed): an error and a timeout, each logged, neither failing DEL.
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    assert!(log.contains("hook grumpy failed in del (ignored, DEL goes on): returned an error: test hook asked to fail"), "{log}");
+    assert!(log.contains("hook slowpoke failed in del (ignored, DEL goes on): timed out after 50 ms"), "{log}");
 }
 
 #[test]
@@ -411,4 +422,49 @@ fn gc_waits_for_an_add_in_flight_and_never_sees_it_half_made() {
     assert_eq!(node.reserved_ips().len(), 1);
     assert_eq!(node.host_veths().len(), 1);
     assert!(!pod.links().contains("eth0"));
+}
+
+#[test]
+fn hooks_get_no_files_no_environment_no_sockets_and_a_fresh_instance_per_call() {
+    let node = Node::new("10.95.0.0/24");
+    let conf = conf_with(&node, vec![hook("probe", &["pre-add"], json!({"behavior": "probe"}))]);
+    let (a, b) = (Ns::new("pa"), Ns::new("pb"));
+    add(&node, &conf, &a, "probe-a").ok();
+    add(&node, &conf, &b, "probe-b").ok();
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    let probes: Vec<&str> = log.lines().filter(|l| l.contains("hook probe: probe:")).collect();
+    assert_eq!(probes.len(), 2, "{log}");
+    for p in probes {
+        // A counter kept in the instance starts again at 1: no state carries from one call to the next.
+        assert!(p.ends_with("probe: file=denied env=0 tcp=denied calls=1"), "{p}");
+    }
+    del(&node, &conf, &a, "probe-a");
+    del(&node, &conf, &b, "probe-b");
+    node.assert_clean();
+}
+
+#[test]
+fn a_v6_peer_rule_goes_to_ip6tables_and_drops_only_v6_traffic() {
+    let node = Node::new("10.96.0.0/24");
+    let pod = Ns::new("pod6");
+    // One upstream port, listening on both families.
+    let l6 = node.upstream.within(|| TcpListener::bind((UPSTREAM_IP6.parse::<std::net::IpAddr>().unwrap(), 0)).unwrap());
+    let port = l6.local_addr().unwrap().port();
+    let _l4 = node.upstream.within(|| TcpListener::bind((UPSTREAM_IP, port)).unwrap());
+    let cfg = json!({"behavior": "drop-port", "peer": format!("{UPSTREAM_IP6}/128"), "port": port});
+    let mut conf = conf_with(&node, vec![hook("guard6", &["post-add"], cfg)]);
+    conf["ipam"] = json!({"type": "builtin", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.96.0.0/24"}], [{"subnet": "fd00:96::/64"}]]});
+    add(&node, &conf, &pod, "guard6").ok();
+    let chain = wasmcni::naming::hook_chain(&node.network, "guard6", "eth0", "guard6");
+    assert!(node.ns.ip6tables_save().contains(&format!("-A {chain}")), "the v6 rule is in ip6tables");
+    assert!(!node.ns.iptables_save().contains(&format!("-A {chain} ")), "a v6 peer has no IPv4 rule");
+    let reach = |ip: &str| {
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        pod.within(|| TcpStream::connect_timeout(&addr, Duration::from_millis(700)).is_ok())
+    };
+    assert!(!reach(UPSTREAM_IP6), "the v6 drop rule did not stop IPv6 traffic");
+    assert!(reach(UPSTREAM_IP), "IPv4 to the same port must still work");
+    del(&node, &conf, &pod, "guard6");
+    assert!(!node.ns.ip6tables_save().contains(&chain));
+    node.assert_clean();
 }
