@@ -7,9 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-echo "==> building (release)"
-cargo build --release -q -p wasmcni
-BIN=$PWD/target/release/wasmcni
+# WASMCNI_BIN runs the demo on an already built binary (the test command does, with its debug build).
+if [ -n "${WASMCNI_BIN:-}" ]; then
+    BIN=$(realpath "$WASMCNI_BIN")
+else
+    echo "==> building (release)"
+    cargo build --release -q -p wasmcni
+    BIN=$PWD/target/release/wasmcni
+fi
 
 tag="wcdemo$$"
 NODE=$tag-node UP=$tag-up P1=$tag-pod1 P2=$tag-pod2

@@ -13,6 +13,10 @@ bash example-hooks/build.sh >/dev/null
 echo "==> cargo test (unit + kernel e2e, hooks included)"
 cargo test --locked 2>&1
 
+echo "==> the README's demo, on the debug build (its output only if it fails)"
+WASMCNI_BIN=target/debug/wasmcni bash scripts/demo.sh > target/demo.log 2>&1 || { cat target/demo.log; exit 1; }
+grep "^nothing:" target/demo.log
+
 echo "==> podman 4.3 (CNI backend) as a client of wasmcni, in its own node netns"
 WASMCNI_BIN=target/debug/wasmcni bash tests/podman/run.sh
 
