@@ -104,3 +104,26 @@ fn fifty_concurrent_adds_get_distinct_addresses_that_work() {
     }
     node.assert_clean();
 }
+
+#[test]
+fn the_pod_end_is_born_in_the_pod_namespace_and_never_appears_on_the_node() {
+    let node = Node::new("10.63.0.0/24");
+    let pod = Ns::new("born");
+    // Everything the node's namespace sees happen to its links during the ADD.
+    let mut monitor = std::process::Command::new("ip")
+        .args(["-n", &node.ns.name, "monitor", "link"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let res = node.add(&pod, "born").ok().clone();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    monitor.kill().unwrap();
+    let out = monitor.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let host = res["interfaces"][0]["name"].as_str().unwrap();
+    assert!(seen.contains(host), "the monitor saw nothing of the ADD: {seen}");
+    assert!(!seen.contains(": eth0"), "the pod's interface existed on the node (create-then-move): {seen}");
+    node.del(&pod, "born").succeeded();
+    node.assert_clean();
+}
