@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "the kernel tests need root" >&2; exit 1; }
 
 echo "==> building the test hook and the example hooks (WebAssembly components)"
-cargo build --locked -q -p wasmcni-test-hook --target wasm32-wasip2 --release
+cargo build --locked -q -p wasmcni-test-hook -p wasmcni-probe-hook --target wasm32-wasip2 --release
 bash example-hooks/build.sh >/dev/null
 
 echo "==> cargo test (unit + kernel e2e, hooks included)"

@@ -427,7 +427,9 @@ fn gc_waits_for_an_add_in_flight_and_never_sees_it_half_made() {
 #[test]
 fn hooks_get_no_files_no_environment_no_sockets_and_a_fresh_instance_per_call() {
     let node = Node::new("10.95.0.0/24");
-    let conf = conf_with(&node, vec![hook("probe", &["pre-add"], json!({"behavior": "probe"}))]);
+    let module = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/wasmcni_probe_hook.wasm");
+    assert!(module.is_file(), "{} is missing: build it (scripts/test.sh does)", module.display());
+    let conf = conf_with(&node, vec![json!({"name": "probe", "module": module, "stages": ["pre-add"]})]);
     let (a, b) = (Ns::new("pa"), Ns::new("pb"));
     add(&node, &conf, &a, "probe-a").ok();
     add(&node, &conf, &b, "probe-b").ok();

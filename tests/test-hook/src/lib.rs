@@ -2,25 +2,11 @@
 //! - "set-ip" (pre-add): requests `config.ip`
 //! - "drop-port" (post-add): drops the pod's TCP egress to `config.peer` port `config.port`
 //! - "loop": spins forever; "grow": allocates until stopped; "trap": panics; "error": returns an error
-//! - "probe" (pre-add): tries a file, the environment and a TCP connection, counts its calls, and logs what
-//!   it got, for the tests of the sandbox and of a fresh instance per call
 
 use serde_json::Value;
 use wasmcni_hooks_sdk::{export_hook, AddResult, Attachment, HookError, Level, Plan, Rule};
 
 struct TestHook;
-
-/// Survives between calls only if the host reuses an instance (it must not).
-static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn probe() -> String {
-    let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    let verdict = |ok: bool| if ok { "allowed" } else { "denied" };
-    let file = verdict(std::fs::read("/etc/hostname").is_ok() || std::fs::read_dir("/").is_ok());
-    let env = std::env::vars().count();
-    let tcp = verdict(std::net::TcpStream::connect("127.0.0.1:9").is_ok());
-    format!("probe: file={file} env={env} tcp={tcp} calls={calls}")
-}
 
 fn config(a: &Attachment) -> Value {
     serde_json::from_str(&a.config).unwrap_or(Value::Null)
@@ -51,9 +37,6 @@ impl wasmcni_hooks_sdk::Hook for TestHook {
     fn pre_add(a: Attachment, mut plan: Plan) -> Result<Plan, HookError> {
         let cfg = config(&a);
         misbehave(&cfg)?;
-        if cfg["behavior"] == "probe" {
-            wasmcni_hooks_sdk::log(Level::Info, &probe());
-        }
         if cfg["behavior"] == "set-ip" {
             plan.ips = vec![cfg["ip"].as_str().unwrap_or_default().to_string()];
             wasmcni_hooks_sdk::log(Level::Info, &format!("pod {:?} gets {:?}", a.pod_name, plan.ips));
