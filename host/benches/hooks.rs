@@ -46,7 +46,7 @@ fn main() {
     let cold = time(3, || rt.engine.precompile_component(&bytes).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
-    let cache = Cache::new(dir.path().to_path_buf(), &rt.engine);
+    let cache = Cache::open(dir.path().join("hook-cache"), &rt.engine);
     LoadedHook::load(spec(module.clone()), &cache).unwrap(); // fills the cache
     let sha = cache.module_sha256(&module).unwrap();
     let load = time(200, || LoadedHook::load_from_cache(spec(module.clone()), &cache, sha.clone()).unwrap());

@@ -2,6 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -11,7 +12,8 @@ use nix::fcntl::{Flock, FlockArg};
 pub fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        // 0644 whatever the umask: readers check that no one but the owner can write what they load.
+        let mut f = File::options().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
         f.write_all(bytes)?;
         if sync {
             f.sync_all()?;

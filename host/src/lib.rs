@@ -15,3 +15,4 @@ pub mod netlink;
 pub mod netns;
 pub mod ops;
 pub mod sysctl;
+pub mod trust;

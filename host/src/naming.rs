@@ -4,14 +4,56 @@
 
 use sha2::{Digest, Sha256, Sha512};
 
-/// Names that end up in file names and rule comments (networks, container ids, hooks) keep to letters,
-/// digits, '-', '_' and '.' (the spec's rule for container ids).
+/// The spec's rule for network names and container ids: a letter or digit first, then letters, digits,
+/// '_', '.' and '-'. Such a name is never "." or "..", never holds a '/', and so is safe as one path
+/// component, in an interface alias and in a rule comment. Hook names follow it too.
 pub fn is_safe_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 pub fn is_safe_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(is_safe_char)
+    s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && s.chars().all(is_safe_char)
+}
+
+/// Longest names accepted. They end up together in one rule comment (iptables allows 255 bytes: the hook
+/// comment holds hook, network, container id and ifname) and in file names (255 bytes).
+pub const MAX_NETWORK_NAME: usize = 64;
+pub const MAX_CONTAINER_ID: usize = 128;
+pub const MAX_HOOK_NAME: usize = 24;
+
+/// Why `s` is not a safe name of at most `max` bytes, in words for the user; None when it is one.
+pub fn name_problem(s: &str, max: usize) -> Option<String> {
+    if s.is_empty() {
+        return Some("is empty".into());
+    }
+    if s.len() > max {
+        return Some(format!("is {} bytes long, more than {max}", s.len()));
+    }
+    if !is_safe_name(s) {
+        return Some(format!(
+            "{s:?} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'"
+        ));
+    }
+    None
+}
+
+/// Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, not "." or "..", no '/', ':' or
+/// whitespace. Applies to CNI_IFNAME and to a bridge name.
+pub fn ifname_problem(name: &str) -> Option<String> {
+    let shown = name;
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.len() > 15 {
+        return Some(format!("{shown:?} is longer than 15 bytes"));
+    }
+    if name == "." || name == ".." {
+        return Some(format!("{shown:?} is not a valid interface name"));
+    }
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
+        return Some(format!("{shown:?} contains '/', ':', whitespace or a control character"));
+    }
+    None
 }
 
 /// "<network>/<container id>/<ifname>": network names and ifnames have no '/', so it splits back.

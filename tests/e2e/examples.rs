@@ -81,7 +81,7 @@ fn a_wrong_fixture_fails_with_a_readable_diff() {
     .unwrap();
     let out = Command::new(BIN)
         .args(["hook", "test", fixture.to_str().unwrap(), "--module", example("ingress-allowlist").to_str().unwrap()])
-        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .args(["--cache-dir", dir.path().join("cache").to_str().unwrap()])
         .env_remove("CNI_COMMAND")
         .output()
         .unwrap();
@@ -146,7 +146,7 @@ fn hook_run_prints_a_stage_answer_with_the_stage_and_pod_from_the_command_line()
         .args(["hook", "run", "--module", example("static-ip").to_str().unwrap(), "--stage", "pre-add"])
         .args(["--input", input.to_str().unwrap(), "--namespace", "default", "--name", "db"])
         .args(["--config", r#"{"pods": [{"namespace": "default", "name": "db", "ip": "10.20.0.50"}]}"#])
-        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .args(["--cache-dir", dir.path().join("cache").to_str().unwrap()])
         .env_remove("CNI_COMMAND")
         .output()
         .unwrap();

@@ -13,6 +13,7 @@ mod examples;
 mod failures;
 mod hooks;
 mod lifecycle;
+mod trust;
 mod versions;
 
 #[test]

@@ -26,9 +26,8 @@ pub enum HookCmd {
         fixtures: Vec<PathBuf>,
         #[arg(long)]
         module: PathBuf,
-        /// Where compiled components are cached between runs.
-        #[arg(long, default_value_os_t = std::env::temp_dir().join("wasmcni-hook-test"))]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Call one stage of a component and print its answer as JSON (the debugging path).
     Run {
@@ -47,25 +46,48 @@ pub enum HookCmd {
         namespace: Option<String>,
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value_os_t = std::env::temp_dir().join("wasmcni-hook-test"))]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
+}
+
+/// Where the hook tools keep compiled components between runs.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// A cache directory of your own (created 0700; refused when others could write it or a directory
+    /// above it). Default: ~/.cache/wasmcni/hook-cache.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Compile in memory and cache nothing.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn open(&self) -> anyhow::Result<crate::hooks::cache::Cache> {
+        let engine = &runtime::Runtime::get().map_err(anyhow::Error::msg)?.engine;
+        Ok(match (&self.cache_dir, self.no_cache) {
+            (_, true) => crate::hooks::cache::Cache::in_memory(engine),
+            (Some(dir), _) => crate::hooks::cache::Cache::open(dir.clone(), engine),
+            (None, _) => runtime::user_cache().map_err(anyhow::Error::msg)?,
+        })
+    }
 }
 
 pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
     match cmd {
         HookCmd::Compile { inputs, state_dir } => compile(&inputs, &state_dir),
-        HookCmd::Test { fixtures, module, state_dir } => {
+        HookCmd::Test { fixtures, module, cache } => {
             if fixtures.is_empty() {
                 bail!("name one or more fixture files");
             }
-            let cache = runtime::cache_for(&state_dir).map_err(anyhow::Error::msg)?;
+            let cache = cache.open()?;
             let module = module.canonicalize().with_context(|| format!("{}", module.display()))?;
             let (passed, failed) = fixture::run_all(&fixtures, &module, &cache);
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { 0 } else { 1 })
         }
-        HookCmd::Run { module, stage, input, config, namespace, name, state_dir } => {
+        HookCmd::Run { module, stage, input, config, namespace, name, cache } => {
             let toml_text = match &input {
                 Some(p) => std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
                 None => String::new(),
@@ -80,7 +102,7 @@ pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
                 f.config = Some(serde_json::from_str(&c).context("--config is not JSON")?);
             }
             f.set_pod(namespace, name);
-            let cache = runtime::cache_for(&state_dir).map_err(anyhow::Error::msg)?;
+            let cache = cache.open()?;
             let module = module.canonicalize().with_context(|| format!("{}", module.display()))?;
             let hook = LoadedHook::load(f.spec(&module), &cache).map_err(anyhow::Error::msg)?;
             match f.run(&hook) {
@@ -122,6 +144,9 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
         };
         println!("{name}: {} {what} in {:.1} ms", module.display(), start.elapsed().as_secs_f64() * 1e3);
     }
-    println!("cache: {}", cache.dir().display());
+    match cache.dir() {
+        Some(dir) => println!("cache: {}", dir.display()),
+        None => println!("cache: none usable (see the warning above): nothing was stored"),
+    }
     Ok(0)
 }

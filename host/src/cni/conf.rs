@@ -87,6 +87,9 @@ pub struct NetConf {
     /// TOML manifest listing hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks_manifest: Option<PathBuf>,
+    /// Development only: run hooks whose manifest or module others could have written (see hooks.md).
+    #[serde(default)]
+    pub insecure_hook_files: bool,
     /// Hooks listed inline, same fields as in the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Value>,
@@ -125,12 +128,17 @@ impl NetConf {
     }
 
     fn validate(&self) -> Result<(), Error> {
-        // Spec: the network name is used in file names and rule comments, so keep it to the safe alphabet.
-        if !crate::naming::is_safe_name(&self.name) {
-            return Err(Error::InvalidConfig(format!(
-                "network name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
-                self.name
-            )));
+        // Spec: the network name becomes a path component (IPAM store, records, locks) and part of rule
+        // comments, so it keeps to the spec's alphabet and can never be "." or "..".
+        if let Some(msg) = crate::naming::name_problem(&self.name, crate::naming::MAX_NETWORK_NAME) {
+            return Err(Error::InvalidConfig(format!("field name: the network name {msg}")));
+        }
+        // Paths from the config are used as they are: a relative one would depend on the runtime's working
+        // directory.
+        for (field, path) in [("stateDir", &self.state_dir), ("logFile", &self.log_file), ("hooksManifest", &self.hooks_manifest)] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_absolute()) {
+                return Err(Error::InvalidConfig(format!("field {field}: {} is not an absolute path", p.display())));
+            }
         }
         if let Some(mtu) = self.mtu {
             if !MTU_RANGE.contains(&mtu) {
@@ -150,9 +158,8 @@ impl NetConf {
                 return Err(Error::InvalidConfig(format!("\"{field}\" applies to \"mode\": \"bridge\" only (this network is ptp)")));
             }
         }
-        let bridge = self.bridge_name();
-        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
-            return Err(Error::InvalidConfig(format!("bridge name {bridge:?} must be 1 to 15 characters without '/' or spaces")));
+        if let Some(msg) = crate::naming::ifname_problem(self.bridge_name()) {
+            return Err(Error::InvalidConfig(format!("field bridge: the bridge name {msg}")));
         }
         Ok(())
     }

@@ -58,9 +58,11 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
     match command {
         Command::Add => {
             let result: CniResult = if crate::hooks::configured(&req) {
-                // Load hooks (engine, cache) on a second core while ADD opens the namespaces.
+                // The manifest is checked before anything is touched; the engine and the cache load on a
+                // second core while ADD opens the namespaces.
+                let specs = crate::hooks::specs(&req, &[Stage::PreAdd, Stage::PostAdd])?;
                 std::thread::scope(|s| {
-                    let loading = s.spawn(|| crate::hooks::load(&req, &[Stage::PreAdd, Stage::PostAdd]));
+                    let loading = s.spawn(|| crate::hooks::instantiate(&req, specs));
                     ops::add::run(&req, || loading.join().unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p)))))
                 })?
             } else {
@@ -121,6 +123,98 @@ mod tests {
         assert_eq!(v["cniVersion"], "0.4.0");
         assert_eq!(v["supportedVersions"].as_array().unwrap().len(), 7);
         assert_eq!(handle("VERSION", &env(), b"", "wasmcni").stdout.unwrap()["cniVersion"], "1.1.0");
+    }
+
+    /// Every file under `dir` with its size and modification time, and every directory.
+    fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                // A directory's own times change when probes come and go; its entries are what count.
+                out.extend(tree(&e.path()));
+                out.push((e.path(), 0, std::time::UNIX_EPOCH));
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn names_that_could_become_paths_outside_their_dirs_are_refused_by_every_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let data = root.join("data");
+        std::fs::create_dir_all(data.join("ipam").join("net")).unwrap();
+        std::fs::create_dir_all(data.join("state")).unwrap();
+        // What DEL with the network name ".." released before: a file beside the data dir naming the container.
+        std::fs::write(data.join("ipam").join("10.0.0.2"), "victim\r\neth0").unwrap();
+        std::fs::write(data.join("10.0.0.3"), "victim\r\neth0").unwrap();
+        // A valid network may use its own dirs (STATUS checks they are writable); nothing else may change.
+        let outside = |root: &std::path::Path| {
+            let mut t = tree(root);
+            t.retain(|(p, ..)| !p.starts_with(data.join("state")) && !p.starts_with(data.join("ipam").join("net")));
+            t
+        };
+        let before = outside(root);
+        let conf = |name: &str, hook: &str| {
+            let mut c = json!({"cniVersion": "1.1.0", "name": name, "type": "wasmcni",
+                "stateDir": data.join("state"), "cni.dev/valid-attachments": [],
+                "ipam": {"type": "builtin", "subnet": "10.0.0.0/24", "dataDir": data.join("ipam")}});
+            if !hook.is_empty() {
+                c["hooks"] = json!([{"name": hook, "module": root.join("h.wasm"), "stages": ["pre-add"]}]);
+            }
+            c.to_string()
+        };
+        let env = |id: &str, ifname: &str| -> HashMap<String, String> {
+            [("CNI_CONTAINERID", id), ("CNI_IFNAME", ifname), ("CNI_NETNS", "/var/run/netns/none"), ("CNI_PATH", "/nonexistent")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // (what, network, container id, ifname, hook, code, words the message must hold)
+        let cases = [
+            ("network .", ".", "victim", "eth0", "", 7, "field name"),
+            ("network ..", "..", "victim", "eth0", "", 7, "field name"),
+            ("network with /", "a/b", "victim", "eth0", "", 7, "field name"),
+            ("network -x", "-x", "victim", "eth0", "", 7, "field name"),
+            ("network too long", &"n".repeat(65), "victim", "eth0", "", 7, "more than 64"),
+            ("container ..", "net", "..", "eth0", "", 4, "CNI_CONTAINERID"),
+            ("container ../x", "net", "../x", "eth0", "", 4, "CNI_CONTAINERID"),
+            ("container .hidden", "net", ".x", "eth0", "", 4, "CNI_CONTAINERID"),
+            ("ifname ..", "net", "victim", "..", "", 4, "CNI_IFNAME"),
+            ("ifname with /", "net", "victim", "a/b", "", 4, "CNI_IFNAME"),
+            ("ifname too long", "net", "victim", "abcdefghijklmnop", "", 4, "CNI_IFNAME"),
+            ("ifname with a newline", "net", "victim", "eth\n0", "", 4, "CNI_IFNAME"),
+        ];
+        for command in ["ADD", "DEL", "CHECK", "GC", "STATUS"] {
+            for (what, net, id, ifname, hook, code, needle) in &cases {
+                // STATUS and GC take no attachment: only the network name applies to them.
+                if matches!(command, "GC" | "STATUS") && *code == 4 {
+                    continue;
+                }
+                let out = handle(command, &env(id, ifname), conf(net, hook).as_bytes(), "wasmcni");
+                let e = out.stdout.unwrap_or_else(|| panic!("{command} {what}: succeeded"));
+                assert_eq!(e["code"], *code, "{command} {what}: {e}");
+                let msg = e["msg"].as_str().unwrap();
+                assert!(msg.contains(needle), "{command} {what}: {msg}");
+            }
+        }
+        // Hook names become chain names and comments: ADD and STATUS, which load hooks, refuse them.
+        std::fs::write(root.join("h.wasm"), b"\0asm").unwrap();
+        for command in ["ADD", "STATUS"] {
+            for hook in ["..", "../x", "a b", &"h".repeat(25)] {
+                let out = handle(command, &env("victim", "eth0"), conf("net", hook).as_bytes(), "wasmcni");
+                let e = out.stdout.unwrap();
+                assert_eq!(e["code"], if command == "ADD" { 7 } else { 50 }, "{command} hook {hook}: {e}");
+                assert!(e["msg"].as_str().unwrap().contains("field name"), "{command} {hook}: {e}");
+            }
+        }
+        std::fs::remove_file(root.join("h.wasm")).unwrap();
+        assert_eq!(outside(root), before, "a refused command touched files outside its network's directories");
     }
 
     #[test]

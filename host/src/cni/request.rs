@@ -123,31 +123,20 @@ fn missing(var: &'static str) -> Error {
     Error::InvalidEnv { var, msg: "is required for this command but not set".into() }
 }
 
-/// Spec: the container ID must be non-empty and use only alphanumerics, '_', '.' and '-'.
+/// Spec: the container ID starts with a letter or digit and holds only alphanumerics, '_', '.' and '-'.
 pub fn validate_container_id(id: &str) -> Result<String, Error> {
-    if crate::naming::is_safe_name(id) {
-        Ok(id.to_string())
-    } else {
-        Err(Error::InvalidEnv {
-            var: "CNI_CONTAINERID",
-            msg: format!("{id:?} may only contain letters, digits, '_', '.' and '-'"),
-        })
+    match crate::naming::name_problem(id, crate::naming::MAX_CONTAINER_ID) {
+        None => Ok(id.to_string()),
+        Some(msg) => Err(Error::InvalidEnv { var: "CNI_CONTAINERID", msg }),
     }
 }
 
 /// Spec: at most 15 bytes (IFNAMSIZ - 1), not "." or "..", no '/', ':' or whitespace.
 pub fn validate_ifname(name: &str) -> Result<String, Error> {
-    let bad = |msg: &str| Error::InvalidEnv { var: "CNI_IFNAME", msg: format!("{name:?} {msg}") };
-    if name.len() > 15 {
-        return Err(bad("is longer than 15 bytes"));
+    match crate::naming::ifname_problem(name) {
+        None => Ok(name.to_string()),
+        Some(msg) => Err(Error::InvalidEnv { var: "CNI_IFNAME", msg }),
     }
-    if name == "." || name == ".." {
-        return Err(bad("is not a valid interface name"));
-    }
-    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
-        return Err(bad("contains '/', ':' or whitespace"));
-    }
-    Ok(name.to_string())
 }
 
 /// `K=V;K2=V2`, as kubelet sends `IgnoreUnknown=1;K8S_POD_NAMESPACE=...`.

@@ -322,7 +322,7 @@ pub fn run_all(fixtures: &[std::path::PathBuf], module: &Path, cache: &super::ca
 /// `fixtures_dir` against the built `module` through the plugin's runner. Err lists each failure with its
 /// diff.
 pub fn test_component(module: &Path, fixtures_dir: &Path) -> Result<usize, String> {
-    let cache = super::runtime::cache_for(&std::env::temp_dir().join("wasmcni-hook-test"))?;
+    let cache = super::runtime::user_cache()?;
     let mut paths: Vec<_> = std::fs::read_dir(fixtures_dir)
         .map_err(|e| format!("{}: {e}", fixtures_dir.display()))?
         .filter_map(|e| Some(e.ok()?.path()))

@@ -97,8 +97,8 @@ impl HookSpec {
 
     fn validate(&self) -> Result<(), String> {
         let field = |f: &str, msg: String| Err(format!("field {f}: {msg}"));
-        if !crate::naming::is_safe_name(&self.name) {
-            return field("name", format!("{:?} must be non-empty letters, digits, '-', '_' or '.'", self.name));
+        if let Some(msg) = crate::naming::name_problem(&self.name, crate::naming::MAX_HOOK_NAME) {
+            return field("name", format!("the hook name {msg}"));
         }
         if self.stages.is_empty() {
             return field("stages", "list at least one of \"pre-add\", \"post-add\", \"del\"".into());
@@ -146,6 +146,9 @@ pub fn load(manifest: Option<&Path>, inline: Option<&Value>) -> Result<Vec<HookS
     let mut specs = Vec::new();
     if let Some(path) = manifest {
         let bad = |msg: String| Error::InvalidConfig(format!("hooks manifest {}: {msg}", path.display()));
+        // Resolved once: the node agent switches hook sets by replacing a symlink, and the manifest and its
+        // modules must come from the same set.
+        let path = &path.canonicalize().map_err(|e| bad(format!("cannot read: {e}")))?;
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
         let file: ManifestFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
         let base = path.parent().unwrap_or(Path::new("/"));

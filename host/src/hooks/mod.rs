@@ -54,13 +54,27 @@ pub fn configured(req: &Request) -> bool {
 /// Only hooks that run at one of `stages` are loaded: a DEL does not start the engine for hooks without a
 /// `del` stage. The whole manifest is still validated.
 pub fn load(req: &Request, stages: &[Stage]) -> Result<Box<dyn Hooks>> {
+    instantiate(req, specs(req, stages)?)
+}
+
+/// The hooks of `stages`, validated (manifest, names, modules present and trusted) without starting the
+/// engine: cheap, so ADD does it before it touches anything.
+pub fn specs(req: &Request, stages: &[Stage]) -> Result<Vec<manifest::HookSpec>> {
     let mut specs = manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref())?;
     specs.retain(|s| stages.iter().any(|st| s.runs_at(*st)));
-    if specs.is_empty() {
-        return Ok(Box::new(NoHooks));
-    }
     for spec in &specs {
         spec.check_module()?;
+    }
+    if !specs.is_empty() {
+        check_trust(req, &specs)?;
+    }
+    Ok(specs)
+}
+
+/// Starts the engine and loads `specs` through the node's cache.
+pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<dyn Hooks>> {
+    if specs.is_empty() {
+        return Ok(Box::new(NoHooks));
     }
     let cache = runtime::cache_for(&req.conf.state_dir()).map_err(Error::Hook)?;
     let hooks = specs
@@ -72,6 +86,26 @@ pub fn load(req: &Request, stages: &[Stage]) -> Result<Box<dyn Hooks>> {
         .collect::<Result<Vec<_>>>()?;
     log::debug!("step: {} hooks loaded", hooks.len());
     Ok(Box::new(WasmHooks { hooks }))
+}
+
+/// As root, a hook's manifest and module are run only when nobody but root could have written them (or a
+/// directory above them): anyone who could would be running code, and rules, as root on every pod.
+/// `insecureHookFiles` turns this off, for development only.
+fn check_trust(req: &Request, specs: &[manifest::HookSpec]) -> Result<()> {
+    if !crate::trust::Owners::current().is_root() || req.conf.insecure_hook_files {
+        return Ok(());
+    }
+    let refuse = |what: String, e: crate::trust::Untrusted| {
+        Error::Hook(format!("refusing {what}: {e} (fix its owner or mode; \"insecureHookFiles\": true allows it for development)"))
+    };
+    if let Some(m) = &req.conf.hooks_manifest {
+        crate::trust::check_file(m, crate::trust::Owners::root_only()).map_err(|e| refuse("the hooks manifest".into(), e))?;
+    }
+    for spec in specs {
+        crate::trust::check_file(&spec.module, crate::trust::Owners::root_only())
+            .map_err(|e| refuse(format!("hook {}'s module", spec.name), e))?;
+    }
+    Ok(())
 }
 
 impl WasmHooks {

@@ -271,7 +271,22 @@ impl LoadedHook {
     }
 }
 
-/// The cache a netconf's state dir implies.
+/// The node's cache, in a netconf's state dir.
 pub fn cache_for(state_dir: &Path) -> Result<Cache, String> {
-    Ok(Cache::new(state_dir.join("hook-cache"), &Runtime::get()?.engine))
+    Ok(Cache::open(state_dir.join("hook-cache"), &Runtime::get()?.engine))
+}
+
+/// The invoking user's own cache for the hook tools (`hook test`, `hook run`, the SDK's component test):
+/// `$XDG_CACHE_HOME/wasmcni/hook-cache` or `~/.cache/wasmcni/hook-cache`, never a shared temp dir. Without
+/// either variable, compiled code stays in memory.
+pub fn user_cache() -> Result<Cache, String> {
+    let engine = &Runtime::get()?.engine;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| Path::new(v).is_absolute())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| Path::new(v).is_absolute()).map(|h| Path::new(&h).join(".cache")));
+    Ok(match base {
+        Some(base) => Cache::open(base.join("wasmcni").join("hook-cache"), engine),
+        None => Cache::in_memory(engine),
+    })
 }

@@ -103,6 +103,9 @@ impl IpamConfig {
             sets = runtime;
         }
         let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if !data_dir.is_absolute() {
+            return Err(Error::Config(format!("field ipam.dataDir: {} is not an absolute path", data_dir.display())));
+        }
         if sets.is_empty() && !need_ranges {
             return Ok(IpamConfig { ranges: Vec::new(), routes: raw.routes, data_dir });
         }
