@@ -48,8 +48,15 @@ pub enum Error {
     /// STATUS: up, but cannot take an ADD now (the address pool is full).
     #[error("{0}")]
     LimitedResources(String),
+    #[error(transparent)]
+    Netlink(#[from] crate::netlink::Error),
+    /// The node's state is in the way of this attachment (a leftover link or route, a non-bridge link by the
+    /// bridge's name).
     #[error("{0}")]
-    Netlink(String),
+    Conflict(String),
+    /// A second ADD of an attachment that exists.
+    #[error("{0}")]
+    Duplicate(String),
     #[error(transparent)]
     Ipam(#[from] crate::ipam::Error),
     #[error(transparent)]
@@ -80,7 +87,8 @@ impl Error {
             Error::TryAgain(_) => code::TRY_AGAIN,
             Error::NotAvailable(_) => code::NOT_AVAILABLE,
             Error::LimitedResources(_) => code::LIMITED_RESOURCES,
-            Error::Netlink(_) => code::NETLINK,
+            Error::Netlink(_) | Error::Conflict(_) => code::NETLINK,
+            Error::Duplicate(_) => code::IPAM_DUPLICATE,
             Error::Ipam(I::Exhausted { .. }) => code::IPAM_EXHAUSTED,
             Error::Ipam(I::Duplicate { .. }) => code::IPAM_DUPLICATE,
             Error::Ipam(I::Config(_)) => code::INVALID_CONFIG,
@@ -105,10 +113,16 @@ impl Error {
             Error::Rollback { undo_errors, .. } => {
                 format!("rollback errors (something may be left behind): {}", undo_errors.join("; "))
             }
-            Error::Netlink(_) => "see the plugin log on stderr or the logFile for the step that failed".into(),
+            Error::Netlink(_) | Error::Conflict(_) => "see the plugin log on stderr or the logFile for the step that failed".into(),
             _ => String::new(),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The text of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+    format!("internal error (a bug in wasmcni): {}", what.unwrap_or_else(|| "panic".into()))
+}

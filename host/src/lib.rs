@@ -14,5 +14,5 @@ pub mod netaddr;
 pub mod netlink;
 pub mod netns;
 pub mod ops;
-pub mod sysctl;
+pub mod plan;
 pub mod trust;

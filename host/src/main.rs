@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 
-use wasmcni::cni::plugin;
+use wasmcni::ops::dispatch;
 use wasmcni::cni::request::ProcessEnv;
 use wasmcni::logging;
 
@@ -33,7 +33,7 @@ fn cni_main(command: &str, binary_name: &str) -> i32 {
         log::error!("cannot read the network config from stdin: {e}");
         stdin.clear();
     }
-    let out = plugin::handle(command, &ProcessEnv, &stdin, binary_name);
+    let out = dispatch::handle(command, &ProcessEnv, &stdin, binary_name);
     if let Some(v) = out.stdout {
         let mut stdout = std::io::stdout().lock();
         let written = serde_json::to_writer(&mut stdout, &v).map_err(std::io::Error::from);

@@ -2,7 +2,7 @@
 //! name, GC's leak sweep) reads exactly what ADD wrote. Masquerade chains follow the reference plugins'
 //! scheme instead (firewall::chain_name, firewall::comment).
 
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 
 /// The spec's rule for network names and container ids: a letter or digit first, then letters, digits,
 /// '_', '.' and '-'. Such a name is never "." or "..", never holds a '/', and so is safe as one path
@@ -81,17 +81,10 @@ pub fn veth_alias(network: &str, container_id: &str, ifname: &str) -> String {
     format!("{VETH_ALIAS_PREFIX}{}", attachment_key(network, container_id, ifname))
 }
 
-/// One hook's rule chain for one attachment (iptables chain names are at most 28 characters).
-pub fn hook_chain(network: &str, container_id: &str, ifname: &str, hook: &str) -> String {
-    let digest = Sha512::digest(format!("{}/{hook}", attachment_key(network, container_id, ifname)).as_bytes());
-    format!("WCNI-{}", &crate::netaddr::hex(&digest, "")[..23])
-}
-
-pub const HOOK_COMMENT_PREFIX: &str = "wasmcni hook ";
-
-/// The comment on every rule of that chain: "wasmcni hook <hook>: <attachment key>".
-pub fn hook_comment(network: &str, container_id: &str, ifname: &str, hook: &str) -> String {
-    format!("{HOOK_COMMENT_PREFIX}{hook}: {}", attachment_key(network, container_id, ifname))
+/// A MAC derived from `seed`: locally administered, unicast, stable for the same seed (veth ends, bridges).
+pub fn derived_mac(seed: &str) -> [u8; 6] {
+    let d = Sha256::digest(seed.as_bytes());
+    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
 }
 
 #[cfg(test)]
@@ -105,8 +98,6 @@ mod tests {
         assert_eq!(a, host_veth_name("ctr", "eth0"));
         assert_ne!(a, host_veth_name("ctr", "eth1"));
         assert_ne!(a, host_veth_name("ctr2", "eth0"));
-        assert_eq!(hook_chain("n", "c", "eth0", "h").len(), 28);
-        assert_ne!(hook_chain("n", "c", "eth0", "h"), hook_chain("n", "c", "eth0", "g"));
         let key = attachment_key("net", "c/1", "eth0");
         assert_eq!(parse_attachment_key(&key, "net"), Some(("c/1".into(), "eth0".into())));
         assert_eq!(parse_attachment_key(&key, "ne"), None);

@@ -52,7 +52,7 @@ fn two_pods_reach_each_other_and_upstream_through_masquerade() {
 
     // Without the masquerade chain upstream cannot answer: proves the rule, not luck, carries the traffic.
     node.del(&b, "pod-b").succeeded();
-    let chain = wasmcni::firewall::chain_name(&node.network, "pod-a");
+    let chain = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "pod-a");
     let saved = node.ns.iptables_save();
     assert!(saved.contains(&format!(":{chain} ")), "{saved}");
     let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap().to_string();

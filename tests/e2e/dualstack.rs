@@ -57,7 +57,7 @@ fn dual_stack_pods_get_both_families_and_reach_each_other_and_upstream_over_v6()
     let seen = node.upstream_sees_at(&a, UPSTREAM_IP6);
     assert_eq!(seen.ip().to_string(), NODE_UPLINK_IP6, "upstream must see the node's v6 address (masquerade)");
     assert_eq!(node.upstream_sees(&a).ip().to_string(), NODE_UPLINK_IP);
-    let chain = wasmcni::firewall::chain_name(&node.network, "ds-a");
+    let chain = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "ds-a");
     let saved6 = node.ns.ip6tables_save();
     assert!(saved6.contains(&format!("-A {chain} ! -d ff00::/8")) && saved6.contains("MASQUERADE"), "{saved6}");
 

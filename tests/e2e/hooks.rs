@@ -253,8 +253,8 @@ fn gc_removes_hook_chains_of_stale_attachments() {
     let conf = conf_with(&node, vec![hook("guard", &["post-add"], cfg)]);
     add(&node, &conf, &keep, "keep").ok();
     add(&node, &conf, &stale, "stale").ok();
-    let stale_chain = wasmcni::naming::hook_chain(&node.network, "stale", "eth0", "guard");
-    let keep_chain = wasmcni::naming::hook_chain(&node.network, "keep", "eth0", "guard");
+    let stale_chain = wasmcni::firewall::iptables::hook_chain_name(&node.network, "stale", "eth0", "guard");
+    let keep_chain = wasmcni::firewall::iptables::hook_chain_name(&node.network, "keep", "eth0", "guard");
     assert!(hook_chains(&node).iter().any(|l| l.contains(&stale_chain)));
     let mut gc = conf.clone();
     gc["cniVersion"] = json!("1.1.0");
@@ -278,8 +278,8 @@ fn gc_finds_chains_veths_and_addresses_that_have_no_record() {
     // What a crash before the record, or an older plugin, leaves: everything but the record.
     let record = node.records().into_iter().find(|p| p.to_string_lossy().contains("leaked")).expect("record");
     std::fs::remove_file(record).unwrap();
-    let masq = wasmcni::firewall::chain_name(&node.network, "leaked");
-    let hook_chain = wasmcni::naming::hook_chain(&node.network, "leaked", "eth0", "guard");
+    let masq = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "leaked");
+    let hook_chain = wasmcni::firewall::iptables::hook_chain_name(&node.network, "leaked", "eth0", "guard");
     assert!(node.ns.iptables_save().contains(&masq) && node.ns.iptables_save().contains(&hook_chain));
     assert_eq!(node.host_veths().len(), 2);
 
@@ -294,7 +294,7 @@ fn gc_finds_chains_veths_and_addresses_that_have_no_record() {
     assert!(!leaked.links().contains("eth0"));
     assert!(!node.reserved_ips().contains(&leaked_ip));
     assert!(keep.ping("10.92.0.1"), "GC must leave the live attachment working");
-    assert!(saved.contains(&wasmcni::firewall::chain_name(&node.network, "keep")));
+    assert!(saved.contains(&wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "keep")));
     del(&node, &conf, &keep, "keep");
     node.assert_clean();
 }
@@ -457,7 +457,7 @@ fn a_v6_peer_rule_goes_to_ip6tables_and_drops_only_v6_traffic() {
     let mut conf = conf_with(&node, vec![hook("guard6", &["post-add"], cfg)]);
     conf["ipam"] = json!({"type": "builtin", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.96.0.0/24"}], [{"subnet": "fd00:96::/64"}]]});
     add(&node, &conf, &pod, "guard6").ok();
-    let chain = wasmcni::naming::hook_chain(&node.network, "guard6", "eth0", "guard6");
+    let chain = wasmcni::firewall::iptables::hook_chain_name(&node.network, "guard6", "eth0", "guard6");
     assert!(node.ns.ip6tables_save().contains(&format!("-A {chain}")), "the v6 rule is in ip6tables");
     assert!(!node.ns.iptables_save().contains(&format!("-A {chain} ")), "a v6 peer has no IPv4 rule");
     let reach = |ip: &str| {

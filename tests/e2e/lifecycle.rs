@@ -102,7 +102,7 @@ fn check_passes_then_names_what_was_removed() {
     assert!(err["msg"].as_str().unwrap().contains(&format!("address {addr} is missing")), "{err}");
 
     // The masquerade chain, the reservation and the host veth (which takes the pod's eth0 with it).
-    let chain = wasmcni::firewall::chain_name(&node.network, "chk");
+    let chain = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "chk");
     let saved = node.ns.iptables_save();
     let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap();
     // The jump carries a quoted comment: delete it as iptables-save printed it, through iptables-restore.
@@ -200,7 +200,7 @@ fn gc_leaves_another_networks_attachments_alone() {
     assert_eq!(node.host_veths().len(), 1, "{:?}", node.host_veths());
     assert!(node.ipam_dir().join("othernet").join("10.73.0.2").is_file());
     assert!(node.state_dir().join("attachments/othernet").read_dir().unwrap().count() == 1);
-    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::chain_name("othernet", "on-b")));
+    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::iptables::masquerade_chain_name("othernet", "on-b")));
     assert!(b.ping("10.73.0.1"));
     node.cni("DEL", &other, "on-b", Some(&b.path()), "eth0").succeeded();
     node.assert_clean();
@@ -279,7 +279,7 @@ fn a_failed_teardown_step_keeps_the_address_and_the_record_until_a_retry_succeed
     assert!(node.host_veths().is_empty());
     assert_eq!(node.reserved_ips(), vec![ip]);
     assert_eq!(node.records().len(), 1, "the record stays for the retry");
-    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::chain_name(&node.network, "stuck")));
+    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "stuck")));
 
     node.del(&pod, "stuck").succeeded();
     node.assert_clean();

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-use crate::cni::plugin;
+use crate::ops::dispatch;
 
 mod hook;
 
@@ -111,7 +111,7 @@ fn exec(a: ExecArgs, binary_name: &str) -> anyhow::Result<i32> {
     }
     let id = a.container_id.unwrap_or_else(|| default_container_id(a.netns.as_deref()));
     env.insert("CNI_CONTAINERID".into(), id);
-    let out = plugin::handle(verb, &env, &stdin, binary_name);
+    let out = dispatch::handle(verb, &env, &stdin, binary_name);
     if let Some(v) = out.stdout {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }

@@ -64,6 +64,17 @@ pub struct NetConf {
     pub force_address: bool,
     #[serde(default)]
     pub ip_masq: bool,
+    /// Destinations masquerade leaves alone besides the pod's own subnet: the cluster's pod CIDRs, so pods
+    /// on other nodes see each other's real addresses.
+    #[serde(default, rename = "nonMasqueradeCIDRs", skip_serializing_if = "Vec::is_empty")]
+    pub non_masquerade_cidrs: Vec<ipnet::IpNet>,
+    /// The cluster's pod CIDR(s), kube-controller-manager's `--cluster-cidr` spelling (comma-separated for
+    /// dual-stack): added to `nonMasqueradeCIDRs`.
+    #[serde(default, rename = "clusterCIDR", skip_serializing_if = "Option::is_none")]
+    pub cluster_cidr: Option<String>,
+    /// `iptables`, `nftables`, `none` or `auto`; the reference plugins' `ipMasqBackend` is read too.
+    #[serde(default, alias = "ipMasqBackend", skip_serializing_if = "Option::is_none")]
+    pub firewall_backend: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     /// Kept raw: the built-in IPAM parses it, a delegated IPAM plugin gets the whole config.
@@ -158,10 +169,43 @@ impl NetConf {
                 return Err(Error::InvalidConfig(format!("\"{field}\" applies to \"mode\": \"bridge\" only (this network is ptp)")));
             }
         }
+        for c in self.cluster_cidr.iter().flat_map(|c| c.split(',')).map(str::trim).filter(|c| !c.is_empty()) {
+            if c.parse::<ipnet::IpNet>().is_err() {
+                return Err(Error::InvalidConfig(format!("field clusterCIDR: {c:?} is not a CIDR such as 10.244.0.0/16")));
+            }
+        }
+        match self.firewall_backend.as_deref() {
+            None | Some("iptables" | "none" | "auto") => {}
+            Some(other) => {
+                return Err(Error::InvalidConfig(format!("field firewallBackend: {other:?} is not one of iptables, none, auto")))
+            }
+        }
         if let Some(msg) = crate::naming::ifname_problem(self.bridge_name()) {
             return Err(Error::InvalidConfig(format!("field bridge: the bridge name {msg}")));
         }
         Ok(())
+    }
+
+    /// The backend that applies this network's rules (validated when parsing).
+    pub fn firewall_backend(&self) -> crate::firewall::Backend {
+        use crate::firewall::Backend;
+        match self.firewall_backend.as_deref() {
+            Some("none") => Backend::None,
+            _ => Backend::Iptables,
+        }
+    }
+
+    /// `nonMasqueradeCIDRs` and `clusterCIDR` together (validated when parsing).
+    pub fn non_masquerade_cidrs(&self) -> Vec<ipnet::IpNet> {
+        let mut out = self.non_masquerade_cidrs.iter().map(|n| n.trunc()).collect::<Vec<_>>();
+        for c in self.cluster_cidr.iter().flat_map(|c| c.split(',')).map(str::trim).filter(|c| !c.is_empty()) {
+            if let Ok(n) = c.parse::<ipnet::IpNet>() {
+                if !out.contains(&n.trunc()) {
+                    out.push(n.trunc());
+                }
+            }
+        }
+        out
     }
 
     /// The reference bridge plugin's default name.

@@ -1,7 +1,6 @@
 //! The CNI protocol: config and environment in, result or error out.
 
 pub mod conf;
-pub mod plugin;
 pub mod reply;
 pub mod request;
 pub mod result;

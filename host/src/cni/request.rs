@@ -74,7 +74,7 @@ pub struct Request {
 }
 
 impl Request {
-    /// Parses everything but VERSION, which needs no config of its own (see `cni::plugin`).
+    /// Parses everything but VERSION, which needs no config of its own (see `ops::dispatch`).
     pub fn parse(command: Command, env: &dyn Env, stdin: &[u8]) -> Result<Self, Error> {
         Self::from_stdin(command, env, super::conf::read_stdin(stdin))
     }

@@ -1,15 +1,60 @@
-//! iptables rules the plugin owns, applied through `iptables-restore --noflush` so one ADD costs one
-//! process per family, not one per rule (the `iptables` crate execs per rule, which is why it is not used).
+//! Everything the plugin does to netfilter, behind one interface with one implementation per backend:
+//! apply an attachment's rules (masquerade, hook chains) atomically, tear them down, check them, find
+//! leftovers, report status. The rest of the plugin hands over `AttachmentRules` (data) and never sees
+//! rule text, chain names or tables: each backend derives its own from the attachment.
 
-pub mod hookrules;
-mod masq;
-mod restore;
-mod saved;
+pub mod fake;
+pub mod iptables;
+mod noop;
+pub mod rules;
 
-pub(crate) use masq::quote;
-pub use masq::{chain_name, comment, comment_prefix, Masquerade};
-pub use saved::{declares_chain, render_chain_teardown, table_section};
-pub use restore::{Family, Iptables};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub use noop::Noop;
+pub use rules::{Action, AttachmentRules, Direction, HookChain, HookRule, Masquerade, Protocol};
+
+/// Which implementation made (and so must remove) an attachment's rules; stored in the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Iptables,
+    /// No firewall at all (`firewallBackend: "none"`): masquerade and hook rules are someone else's job.
+    None,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Iptables => "iptables",
+            Backend::None => "none",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Self {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    pub fn multicast(self) -> &'static str {
+        match self {
+            Family::V4 => "224.0.0.0/4",
+            Family::V6 => "ff00::/8",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,4 +66,64 @@ pub enum Error {
     Spawn { tool: String, source: std::io::Error },
     #[error("cannot lock {}: {source}", path.display())]
     Lock { path: std::path::PathBuf, source: std::io::Error },
+    /// A backend-specific failure, worded by the backend.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// A change being applied; the rules are in place once `wait` returns Ok.
+pub trait Applying: Send {
+    fn wait(self: Box<Self>) -> Result<(), Error>;
+}
+
+/// Already applied (backends that apply synchronously).
+pub struct Done(pub Result<(), String>);
+
+impl Applying for Done {
+    fn wait(self: Box<Self>) -> Result<(), Error> {
+        self.0.map_err(Error::Backend)
+    }
+}
+
+/// One firewall backend (netavark's driver pattern): the plugin never knows which one runs.
+pub trait Firewall: Send + Sync {
+    fn backend(&self) -> Backend;
+    /// Starts applying `rules` atomically; the caller does other work until it waits. Applying rules that
+    /// are already there (a retried ADD) must not duplicate them.
+    fn apply(&self, rules: &AttachmentRules) -> Result<Box<dyn Applying>, Error>;
+    /// Removes every rule `rules` describes, and only those; what is already gone counts as removed.
+    fn teardown(&self, rules: &AttachmentRules) -> Result<(), Error>;
+    /// What of `rules` is missing or differs, in words for CHECK.
+    fn check(&self, rules: &AttachmentRules) -> Result<Vec<String>, Error>;
+    /// Attachments of `network` that have rules of ours, found by our naming alone (for GC). `ifname` is
+    /// empty when the naming does not hold it.
+    fn leftovers(&self, network: &str) -> Result<Vec<AttachmentRules>, Error>;
+    /// Whether the backend works here (STATUS).
+    fn status(&self) -> Result<(), Error>;
+}
+
+/// The backends of this node, by name: the record says which one made an attachment's rules.
+pub trait Firewalls: Sync {
+    fn get(&self, backend: Backend) -> &dyn Firewall;
+}
+
+/// The real backends.
+pub struct NodeFirewalls {
+    iptables: iptables::Iptables,
+    noop: Noop,
+}
+
+impl Default for NodeFirewalls {
+    fn default() -> Self {
+        NodeFirewalls { iptables: iptables::Iptables::default(), noop: Noop }
+    }
+}
+
+impl Firewalls for NodeFirewalls {
+    fn get(&self, backend: Backend) -> &dyn Firewall {
+        match backend {
+            Backend::Iptables => &self.iptables,
+            Backend::None => &self.noop,
+        }
+    }
 }

@@ -6,7 +6,7 @@ use super::runtime::wit;
 use crate::cni::conf::Dns;
 use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Route};
-use crate::ops::plan::Plan;
+use crate::plan::Plan;
 
 /// The attachment as hooks see it; `config` is each hook's own, set per call (see `for_hook`).
 pub fn attachment(req: &Request) -> wit::Attachment {

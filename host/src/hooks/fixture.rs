@@ -259,8 +259,8 @@ fn diff(want: &Value, got: &Value) -> Option<String> {
     Some(format!("the answer differs from the fixture's expect:\n{text}"))
 }
 
-fn rule_json(r: &crate::firewall::hookrules::HookRule) -> Value {
-    use crate::firewall::hookrules::{Action, Direction, Protocol};
+fn rule_json(r: &crate::firewall::HookRule) -> Value {
+    use crate::firewall::{Action, Direction, Protocol};
     let mut m = Map::new();
     m.insert("direction".into(), json!(match r.direction { Direction::Ingress => "ingress", Direction::Egress => "egress" }));
     m.insert(

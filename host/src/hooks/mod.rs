@@ -11,9 +11,9 @@ pub mod validate;
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
 use crate::error::{Error, Result};
-use crate::firewall::hookrules::HookChain;
+use crate::firewall::HookChain;
 use crate::ipam::IpamConfig;
-use crate::ops::plan::Plan;
+use crate::plan::Plan;
 use manifest::{Mode, OnError, Stage};
 use runtime::{Failure, LoadedHook};
 
@@ -159,7 +159,7 @@ impl Hooks for WasmHooks {
                     }
                 }
                 Ok(rules) if rules.is_empty() => {}
-                Ok(rules) => chains.push(HookChain::new(&req.conf.name, &req.container_id, &req.ifname, &h.spec.name, rules)),
+                Ok(rules) => chains.push(HookChain { hook: h.spec.name.clone(), rules }),
                 Err(f) => policy(h, "post-add", f)?,
             }
         }

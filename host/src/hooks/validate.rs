@@ -8,10 +8,10 @@ use ipnet::IpNet;
 use super::runtime::wit;
 use crate::cni::conf::Dns;
 use crate::cni::result::Route;
-use crate::firewall::hookrules::{Action, Direction, HookRule, Protocol};
+use crate::firewall::{Action, Direction, HookRule, Protocol};
 use crate::ipam::IpamConfig;
 use crate::netaddr::parse_mac;
-use crate::ops::plan::Plan;
+use crate::plan::Plan;
 
 /// More rules than this from one hook is a bug, not a policy.
 pub const MAX_RULES: usize = 256;

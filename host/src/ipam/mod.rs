@@ -5,10 +5,12 @@
 mod allocator;
 mod config;
 pub mod delegate;
+mod mode;
 mod store;
 
 pub use allocator::allocate;
 pub use config::{IpamConfig, Range, RangeSet, DEFAULT_DATA_DIR};
+pub use mode::IpamMode;
 pub use store::Store;
 
 use std::net::IpAddr;

@@ -3,18 +3,17 @@
 use std::collections::HashSet;
 
 use super::record::{self, Record};
-use super::rollback::Undo;
+use super::undo::Undo;
+use super::Deps;
 use crate::cni::conf::{Mode, NetConf};
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
 use crate::error::{Error, Result};
-use crate::firewall::{declares_chain, table_section, Family, Iptables};
-use crate::ipam::Store;
+use crate::ipam::{IpamMode, Store};
 use crate::netaddr::host_net;
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
+use crate::netlink::{LinkInfo, Netlink};
 
-pub fn run(req: &Request) -> Result<()> {
+pub fn run(req: &Request, deps: &Deps) -> Result<()> {
     let path = record::path(&req.conf.state_dir(), &req.conf.name, &req.container_id, &req.ifname);
     let rec = Record::load(&path)?.ok_or_else(|| {
         Error::CheckFailed(format!(
@@ -23,9 +22,11 @@ pub fn run(req: &Request) -> Result<()> {
         ))
     })?;
     let netns = req.netns.as_deref().expect("CHECK requires CNI_NETNS (checked when parsing)");
-    let pod_ns = NetNs::open(netns)?;
+    let pod = deps.kernel.pod(netns)?;
     let mut missing = Vec::new();
-
+    if !rec.complete {
+        missing.push("its ADD never finished (it was killed or is still running)".to_string());
+    }
     if let Some(prev) = &req.conf.prev_result {
         let prev = CniResult::from_json(prev)?;
         for ip in &prev.ips {
@@ -34,89 +35,14 @@ pub fn run(req: &Request) -> Result<()> {
             }
         }
     }
-
-    let rt = super::runtime()?;
-    let node = Netlink::connect(&rt)?;
-    let pod = Netlink::connect_in(&rt, &pod_ns)?;
-    rt.block_on(async {
-        match node.link(&rec.host_veth).await {
-            Ok(Some(l)) => {
-                if !l.up {
-                    missing.push(format!("host veth {} is down", rec.host_veth));
-                }
-                let bridged = req.conf.mode == Mode::Bridge;
-                if bridged {
-                    check_bridge(&node, &rec, &l, &req.conf, &mut missing).await;
-                }
-                // Routed (ptp) pods: the node reaches each pod address through a host route on the veth; a
-                // bridged pod's subnet route is the bridge's.
-                if !bridged {
-                    for ip in &rec.result.ips {
-                        let table = listed(node.routes(ip.address.addr().is_ipv6()).await, "list node routes", &mut missing);
-                        let dst = host_net(ip.address.addr());
-                        if !table.iter().any(|t| t.dst == dst && t.oif == Some(l.index)) {
-                            missing.push(format!("node route {dst} dev {} is missing", rec.host_veth));
-                        }
-                    }
-                }
-            }
-            _ => missing.push(format!("host veth {} is missing", rec.host_veth)),
-        }
-        match pod.link(&req.ifname).await {
-            Ok(Some(l)) => {
-                let have: HashSet<_> = listed(pod.addresses(l.index).await, "list pod addresses", &mut missing).into_iter().collect();
-                for ip in &rec.result.ips {
-                    if !have.contains(&ip.address) {
-                        missing.push(format!("address {} is missing from {}", ip.address, req.ifname));
-                    }
-                }
-                // Our routes must be there; routes other plugins added later are fine.
-                for v6 in [false, true] {
-                    let ours: Vec<_> = rec.result.routes.iter().filter(|r| r.dst.addr().is_ipv6() == v6).collect();
-                    if ours.is_empty() {
-                        continue;
-                    }
-                    let table = listed(pod.routes(v6).await, "list pod routes", &mut missing);
-                    for route in ours {
-                        let found = table.iter().any(|t| {
-                            t.dst == route.dst && t.oif == Some(l.index) && (route.gw.is_none() || t.gw == route.gw)
-                        });
-                        if !found {
-                            let via = route.gw.map(|g| format!(" via {g}")).unwrap_or_default();
-                            missing.push(format!("route {}{via} is missing from netns {}", route.dst, netns.display()));
-                        }
-                    }
-                }
-            }
-            _ => missing.push(format!("interface {} is missing from netns {}", req.ifname, netns.display())),
-        }
-    });
-
-    // One iptables-save per family the record has rules in, for every chain of it.
-    let mut saved: Vec<(Family, String)> = Vec::new();
-    let mut dump = |family: Family| -> Result<String> {
-        if let Some((_, s)) = saved.iter().find(|(f, _)| *f == family) {
-            return Ok(s.clone());
-        }
-        let s = Iptables.save(family, None).map_err(Error::Firewall)?;
-        saved.push((family, s.clone()));
-        Ok(s)
-    };
+    check_node(deps.kernel.node(), &rec, &req.conf, &mut missing);
+    check_pod(pod.as_ref(), &rec, &req.ifname, &mut missing);
     for step in &rec.undo {
         match step {
-            Undo::RemoveMasquerade { masq, families } => {
-                for family in families {
-                    if !declares_chain(table_section(&dump(*family)?, "nat"), &masq.chain) {
-                        missing.push(format!("masquerade chain {} is missing", masq.chain));
-                    }
-                }
-            }
-            Undo::RemoveChains { family, table, chains } => {
-                let all = dump(*family)?;
-                for chain in chains.iter().filter(|c| !declares_chain(table_section(&all, table), c)) {
-                    missing.push(format!("hook rule chain {chain} is missing"));
-                }
-            }
+            Undo::Firewall { backend, rules } => match deps.firewalls.get(*backend).check(rules) {
+                Ok(m) => missing.extend(m),
+                Err(e) => missing.push(format!("cannot check the {backend} rules: {e}")),
+            },
             Undo::ReleaseIps { data_dir, network, container_id, ifname, .. } => {
                 let held = match Store::open_existing(data_dir, network)? {
                     Some(store) => store.find(container_id, ifname)?,
@@ -129,18 +55,16 @@ pub fn run(req: &Request) -> Result<()> {
                 }
             }
             // The IPAM plugin checks its own state (host-local: the reservation) with the same config.
-            Undo::DelegatedIpam { .. } => {
-                match super::add::ipam_mode(req) {
-                    Ok(super::add::IpamMode::Plugin { invocation, .. }) => {
-                        if let Err(e) = invocation.exec("CHECK") {
-                            missing.push(e.to_string());
-                        }
+            Undo::DelegatedIpam { .. } => match IpamMode::from_request(req) {
+                Ok(IpamMode::Plugin { invocation, .. }) => {
+                    if let Err(e) = invocation.exec("CHECK") {
+                        missing.push(e.to_string());
                     }
-                    Ok(_) => missing.push("the attachment was made by an IPAM plugin, the config now names the built-in IPAM".into()),
-                    Err(e) => missing.push(format!("cannot ask the IPAM plugin: {e}")),
                 }
-            }
-            _ => {}
+                Ok(_) => missing.push("the attachment was made by an IPAM plugin, the config now names the built-in IPAM".into()),
+                Err(e) => missing.push(format!("cannot ask the IPAM plugin: {e}")),
+            },
+            Undo::DeleteHostLink { .. } => {}
         }
     }
     if missing.is_empty() {
@@ -150,13 +74,65 @@ pub fn run(req: &Request) -> Result<()> {
     }
 }
 
+/// The host veth, up; routed pods' host routes; bridge mode's bridge, port and gateways.
+fn check_node(node: &dyn Netlink, rec: &Record, conf: &NetConf, missing: &mut Vec<String>) {
+    let veth = match node.link(&rec.host_veth) {
+        Ok(Some(l)) => l,
+        Ok(None) => return missing.push(format!("host veth {} is missing", rec.host_veth)),
+        Err(e) => return missing.push(format!("cannot {e}")),
+    };
+    if !veth.up {
+        missing.push(format!("host veth {} is down", rec.host_veth));
+    }
+    if conf.mode == Mode::Bridge {
+        return check_bridge(node, rec, &veth, conf, missing);
+    }
+    // Routed (ptp) pods: the node reaches each pod address through a host route on the veth.
+    for ip in &rec.result.ips {
+        let Some(table) = listed(node.routes(ip.address.addr().is_ipv6()), missing) else { continue };
+        let dst = host_net(ip.address.addr());
+        if !table.iter().any(|t| t.dst == dst && t.oif == Some(veth.index)) {
+            missing.push(format!("node route {dst} dev {} is missing", rec.host_veth));
+        }
+    }
+}
+
+/// The pod's interface, its addresses and our routes (routes other plugins added later are fine).
+fn check_pod(pod: &dyn Netlink, rec: &Record, ifname: &str, missing: &mut Vec<String>) {
+    let link = match pod.link(ifname) {
+        Ok(Some(l)) => l,
+        Ok(None) => return missing.push(format!("interface {ifname} is missing from {}", pod.place())),
+        Err(e) => return missing.push(format!("cannot {e}")),
+    };
+    if let Some(have) = listed(pod.addresses(link.index), missing) {
+        let have: HashSet<_> = have.into_iter().collect();
+        for ip in rec.result.ips.iter().filter(|ip| !have.contains(&ip.address)) {
+            missing.push(format!("address {} is missing from {ifname}", ip.address));
+        }
+    }
+    for v6 in [false, true] {
+        let ours: Vec<_> = rec.result.routes.iter().filter(|r| r.dst.addr().is_ipv6() == v6).collect();
+        if ours.is_empty() {
+            continue;
+        }
+        let Some(table) = listed(pod.routes(v6), missing) else { continue };
+        for route in ours {
+            let found = table.iter().any(|t| t.dst == route.dst && t.oif == Some(link.index) && (route.gw.is_none() || t.gw == route.gw));
+            if !found {
+                let via = route.gw.map(|g| format!(" via {g}")).unwrap_or_default();
+                missing.push(format!("route {}{via} is missing from {}", route.dst, pod.place()));
+            }
+        }
+    }
+}
+
 /// The bridge exists, is up, holds the gateways (isGateway) and still has the pod's veth as a port.
-async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkInfo, conf: &NetConf, missing: &mut Vec<String>) {
+fn check_bridge(node: &dyn Netlink, rec: &Record, veth: &LinkInfo, conf: &NetConf, missing: &mut Vec<String>) {
     let name = conf.bridge_name();
-    let bridge = match node.link(name).await {
+    let bridge = match node.link(name) {
         Ok(Some(b)) => b,
         Ok(None) => return missing.push(format!("bridge {name} is missing")),
-        Err(e) => return missing.push(crate::netlink::describe(&format!("look up bridge {name}"), &e)),
+        Err(e) => return missing.push(format!("cannot {e}")),
     };
     if !bridge.up {
         missing.push(format!("bridge {name} is down"));
@@ -165,7 +141,7 @@ async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkI
         missing.push(format!("host veth {} is not a port of bridge {name}", veth.name));
     }
     if conf.bridge_is_gateway() {
-        let have = listed(node.addresses(bridge.index).await, "list bridge addresses", missing);
+        let Some(have) = listed(node.addresses(bridge.index), missing) else { return };
         for ip in &rec.result.ips {
             if let Some(gw) = ip.gateway {
                 let want = ipnet::IpNet::new(gw, ip.address.prefix_len()).expect("prefix from a valid address");
@@ -177,10 +153,7 @@ async fn check_bridge(node: &Netlink, rec: &Record, veth: &crate::netlink::LinkI
     }
 }
 
-/// A listing that failed is reported as such, not taken for "everything is missing".
-fn listed<T>(r: Result<Vec<T>, rtnetlink::Error>, what: &str, missing: &mut Vec<String>) -> Vec<T> {
-    r.unwrap_or_else(|e| {
-        missing.push(crate::netlink::describe(&format!("cannot {what}"), &e));
-        Vec::new()
-    })
+/// A listing that failed is reported as such (None), not taken for "everything is missing".
+fn listed<T>(r: crate::netlink::Result<Vec<T>>, missing: &mut Vec<String>) -> Option<Vec<T>> {
+    r.map_err(|e| missing.push(format!("cannot {e}"))).ok()
 }

@@ -1,46 +1,49 @@
-//! DEL: run the undo steps ADD recorded. Without a record (ADD crashed, or state was lost) fall back to what
-//! can be found by name: the deterministic veth and chain names and the IPAM files of this container. Every
-//! step treats "already gone" as success, so DEL twice, or after the netns vanished, succeeds.
+//! DEL: run the undo steps ADD recorded. Without a record (state was lost, or an ADD was killed before it
+//! recorded anything) fall back to what can be found by name: the deterministic veth name, the masquerade
+//! and hook rules of this attachment and its IPAM files. Every step treats "already gone" as success, so
+//! DEL twice, or after the netns vanished, succeeds.
 
 use super::record::{self, Record};
-use super::rollback::{Undo, Undoer};
+use super::undo::{self, Undo};
+use super::{locks, Deps};
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
-use crate::firewall::{Family, Iptables, Masquerade};
+use crate::firewall::{AttachmentRules, HookChain, Masquerade};
 use crate::hooks::manifest::Stage;
 use crate::hooks::Hooks;
-use super::add::IpamMode;
-use crate::ipam::DEFAULT_DATA_DIR;
-use crate::netlink::Netlink;
+use crate::ipam::{IpamMode, DEFAULT_DATA_DIR};
 
-pub fn run(req: &Request, hooks: &dyn Hooks) -> Result<()> {
+pub fn run(req: &Request, deps: &Deps, hooks: &dyn Hooks) -> Result<()> {
     // Hooks are told first, while the attachment still exists; they cannot fail DEL.
     hooks.del(req);
 
     let state_dir = req.conf.state_dir();
+    // Waits for an ADD of this attachment that is still running (or whose firewall child still is).
+    let _attachment = locks::attachment(&state_dir, &req.conf.name, &req.container_id, &req.ifname)?;
     let path = record::path(&state_dir, &req.conf.name, &req.container_id, &req.ifname);
+    record::sweep_temps(path.parent().expect("has a parent"), Some(&format!("{}@{}", req.container_id, req.ifname)));
     let steps = match Record::load(&path) {
         Ok(Some(rec)) => rec.undo,
-        Ok(None) => fallback_steps(req),
+        Ok(None) => by_name(req),
         Err(e) => {
             log::warn!("{e}: cleaning up by name instead");
-            fallback_steps(req)
+            by_name(req)
         }
     };
-    let rt = super::runtime()?;
-    let node = Netlink::connect(&rt)?;
-    let errors = rt.block_on(Undoer { node: &node, iptables: &Iptables }.unwind(&steps));
+    let errors = undo::unwind(deps, &steps);
     if !errors.is_empty() {
         // Keep the record so a retried DEL (runtimes retry) can finish the job.
-        return Err(Error::TryAgain(format!("DEL of {} left work undone: {}", req.container_id, errors.join("; "))));
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(Error::TryAgain(format!("DEL of {} left work undone: {}", req.container_id, list.join("; "))));
     }
     Record::remove(&path)?;
+    let _ = std::fs::remove_file(locks::attachment_path(&state_dir, &req.conf.name, &req.container_id, &req.ifname));
     log::info!("{}/{}: deleted", req.container_id, req.ifname);
     Ok(())
 }
 
 /// What ADD would have recorded, found by deterministic names.
-fn fallback_steps(req: &Request) -> Vec<Undo> {
+fn by_name(req: &Request) -> Vec<Undo> {
     let release_builtin = |data_dir| Undo::ReleaseIps {
         data_dir,
         network: req.conf.name.clone(),
@@ -48,36 +51,54 @@ fn fallback_steps(req: &Request) -> Vec<Undo> {
         ifname: req.ifname.clone(),
         ips: Vec::new(),
     };
-    let release = match super::add::ipam_mode(req) {
-        Ok(IpamMode::Plugin { invocation, .. }) => Undo::DelegatedIpam { invocation },
-        Ok(IpamMode::Builtin(cfg)) => release_builtin(cfg.data_dir),
+    let data_dir = match IpamMode::from_request(req) {
+        Ok(IpamMode::Plugin { .. }) => None,
+        Ok(IpamMode::Builtin(cfg)) => Some(cfg.data_dir),
         // An unreadable ipam section must not stop the cleanup: try host-local's default place.
-        Err(_) => release_builtin(DEFAULT_DATA_DIR.into()),
+        Err(_) => Some(DEFAULT_DATA_DIR.into()),
     };
-    let mut steps = vec![release, Undo::DeleteHostLink { name: crate::naming::host_veth_name(&req.container_id, &req.ifname) }];
-    if req.conf.ip_masq {
-        steps.push(Undo::RemoveMasquerade {
-            masq: Masquerade::new(&req.conf.name, &req.container_id, Vec::new()),
-            families: vec![Family::V4, Family::V6],
-        });
-    }
-    // Hook chain names depend only on the attachment and the hook's name, so the manifest tells them.
+    // The addresses this attachment still holds tell which masquerade rules are its own.
+    let held = data_dir.as_ref().map(|d| held_addresses(d, req)).unwrap_or_default();
+    let release = match (IpamMode::from_request(req), data_dir) {
+        (Ok(IpamMode::Plugin { invocation, .. }), _) => Undo::DelegatedIpam { invocation },
+        (_, data_dir) => release_builtin(data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into())),
+    };
+    let host_veth = crate::naming::host_veth_name(&req.container_id, &req.ifname);
+    let mut rules = AttachmentRules::new(&req.conf.name, &req.container_id, &req.ifname, &host_veth);
+    rules.addresses = held.clone();
+    // Without known addresses the whole masquerade of this container goes (every interface of it on this
+    // network shares the reference plugins' chain); with them, only this interface's rules.
+    let sources = held.iter().map(|ip| (*ip, crate::netaddr::host_net(*ip))).collect();
+    rules.masquerade = req.conf.ip_masq.then(|| Masquerade { sources, except: Vec::new() });
+    // Hook rule names depend only on the attachment and the hook's name, so the manifest tells them.
     if crate::hooks::configured(req) {
         match crate::hooks::manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref()) {
             Ok(specs) => {
-                let chains: Vec<String> = specs
+                rules.hooks = specs
                     .iter()
                     .filter(|s| s.runs_at(Stage::PostAdd))
-                    .map(|s| crate::naming::hook_chain(&req.conf.name, &req.container_id, &req.ifname, &s.name))
+                    .map(|s| HookChain { hook: s.name.clone(), rules: Vec::new() })
                     .collect();
-                if !chains.is_empty() {
-                    for family in [Family::V4, Family::V6] {
-                        steps.push(Undo::RemoveChains { family, table: "filter".into(), chains: chains.clone() });
-                    }
-                }
             }
-            Err(e) => log::warn!("cannot read the hooks to clean their chains by name: {e}"),
+            Err(e) => log::warn!("cannot read the hooks to clean their rules by name: {e}"),
         }
     }
+    let alias = crate::naming::veth_alias(&req.conf.name, &req.container_id, &req.ifname);
+    let mut steps = vec![release, Undo::DeleteHostLink { name: host_veth, if_alias: Some(alias) }];
+    if rules.masquerade.is_some() || !rules.hooks.is_empty() {
+        steps.push(Undo::Firewall { backend: req.conf.firewall_backend(), rules });
+    }
     steps
+}
+
+fn held_addresses(data_dir: &std::path::Path, req: &Request) -> Vec<std::net::IpAddr> {
+    match crate::ipam::Store::open_existing(data_dir, &req.conf.name) {
+        Ok(Some(store)) => store.find(&req.container_id, &req.ifname).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+pub(super) fn by_name_for_tests(req: &Request) -> Vec<Undo> {
+    by_name(req)
 }

@@ -1,55 +1,25 @@
 //! GC (CNI 1.1): remove every attachment of this network that the runtime no longer lists in
-//! `cni.dev/valid-attachments`: recorded ones through their undo steps; then masquerade chains, hook chains,
-//! veths and IP reservations that no record explains, found by our naming. Keeps going past errors and
-//! reports them all at the end.
+//! `cni.dev/valid-attachments`: recorded ones (finished or not) through their undo steps; then firewall
+//! rules, veths and IP reservations that no record explains, found by our naming. Keeps going past errors
+//! and reports them all at the end.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
-use super::add::IpamMode;
-use super::leaks;
-use super::record::Record;
-use super::rollback::{Undo, Undoer};
+use super::record::{self, Record};
+use super::undo::{self, Undo};
+use super::{locks, Deps};
 use crate::cni::request::Request;
-use crate::ipam::delegate::Invocation;
 use crate::error::{Error, Result};
-use crate::firewall::{Family, Iptables};
-use crate::fsutil;
-use crate::netlink::Netlink;
+use crate::firewall::Backend;
+use crate::ipam::delegate::Invocation;
+use crate::ipam::IpamMode;
+use crate::naming::{parse_attachment_key, VETH_ALIAS_PREFIX};
 
-/// ADD holds this lock shared for its whole run and GC holds it exclusive, so GC never sees an attachment
-/// half made (a reservation without its record yet) and takes it for a leak.
-pub fn lock(state_dir: &Path, network: &str, exclusive: bool) -> Result<Flock<File>> {
-    let path = state_dir.join("locks").join(network);
-    let failed = |e: std::io::Error| Error::io(format!("cannot lock {}", path.display()), e);
-    if !exclusive {
-        return fsutil::lock(&path, FlockArg::LockShared).map_err(failed);
-    }
-    // A waiting exclusive flock does not hold back new shared ones: under a steady stream of ADDs GC could
-    // wait forever, so it tries for a bounded time and then asks to be called again.
-    let deadline = std::time::Instant::now() + GC_LOCK_WAIT;
-    loop {
-        match fsutil::lock(&path, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(Error::TryAgain(format!(
-                    "GC waited {} s for ADDs in flight on network {network}: call it again",
-                    GC_LOCK_WAIT.as_secs()
-                )))
-            }
-            Err(e) => return Err(failed(e)),
-        }
-    }
-}
-
-const GC_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Every firewall backend GC looks in for leftovers: a node may have switched backends.
+const BACKENDS: &[Backend] = &[Backend::Iptables];
 
 /// Attachments GC must leave alone: the runtime's list, plus those whose cleanup failed this run (they keep
 /// their addresses until a retry removes the rest). A leftover masquerade chain names only its container,
@@ -61,59 +31,59 @@ struct Kept {
 }
 
 impl Kept {
-    /// `ifname` None or empty (files of old host-local versions): the container alone decides.
-    fn contains(&self, id: &str, ifname: Option<&str>) -> bool {
+    /// `ifname` empty (files of old host-local versions, masquerade leftovers): the container alone decides.
+    fn contains(&self, id: &str, ifname: &str) -> bool {
         self.containers.contains(id)
-            || match ifname.filter(|n| !n.is_empty()) {
-                Some(n) => self.attachments.contains(&(id.to_string(), n.to_string())),
-                None => self.attachments.iter().any(|(i, _)| i == id),
+            || if ifname.is_empty() {
+                self.attachments.iter().any(|(i, _)| i == id)
+            } else {
+                self.attachments.contains(&(id.to_string(), ifname.to_string()))
             }
     }
 
-    fn insert(&mut self, id: String, ifname: Option<String>) {
-        match ifname {
-            Some(n) => self.attachments.insert((id, n)),
-            None => self.containers.insert(id),
-        };
+    fn insert(&mut self, id: String, ifname: String) {
+        if ifname.is_empty() {
+            self.containers.insert(id);
+        } else {
+            self.attachments.insert((id, ifname));
+        }
     }
 }
 
-pub fn run(req: &Request) -> Result<()> {
+pub fn run(req: &Request, deps: &Deps) -> Result<()> {
     let state_dir = req.conf.state_dir();
     let mut kept = Kept { attachments: valid_attachments(&req.raw_conf)?, ..Kept::default() };
-    let _no_add_in_flight = lock(&state_dir, &req.conf.name, true)?;
-    let rt = super::runtime()?;
-    let node = Netlink::connect(&rt)?;
-    let undoer = Undoer { node: &node, iptables: &Iptables };
+    let _no_add_in_flight = locks::network(&state_dir, &req.conf.name, true)?;
     let mut errors = Vec::new();
     // Undoes one attachment's steps; true when all of them worked.
     let replay = |what: &str, steps: &[Undo], errors: &mut Vec<String>| {
         log::info!("gc: removing {what}");
-        let errs = rt.block_on(undoer.unwind(steps));
+        let errs = undo::unwind(deps, steps);
         let clean = errs.is_empty();
-        errors.extend(errs);
+        errors.extend(errs.iter().map(ToString::to_string));
         clean
     };
 
-    let stale: Vec<_> = Record::list(&state_dir, &req.conf.name)
-        .into_iter()
-        .filter(|(_, rec)| !kept.contains(&rec.container_id, Some(&rec.ifname)))
-        .collect();
-    for (path, rec) in stale {
-        if replay(&format!("stale attachment {}/{}", rec.container_id, rec.ifname), &rec.undo, &mut errors) {
+    let records_dir = record::dir(&state_dir, &req.conf.name);
+    // No ADD runs (we hold the network exclusively), so no temp file is being written.
+    record::sweep_temps(&records_dir, None);
+    for (path, rec) in Record::list(&state_dir, &req.conf.name) {
+        if kept.contains(&rec.container_id, &rec.ifname) {
+            continue;
+        }
+        let state = if rec.complete { "stale" } else { "unfinished" };
+        if replay(&format!("{state} attachment {}/{}", rec.container_id, rec.ifname), &rec.undo, &mut errors) {
             errors.extend(Record::remove(&path).err().map(|e| e.to_string()));
+            let _ = std::fs::remove_file(locks::attachment_path(&state_dir, &req.conf.name, &rec.container_id, &rec.ifname));
         } else {
-            kept.insert(rec.container_id, Some(rec.ifname));
+            kept.insert(rec.container_id, rec.ifname);
         }
     }
-    // Chains and veths that no record explains, found by our naming, one attachment at a time.
-    let (leaked, listed) = rt.block_on(find_leaks(&node, &req.conf.name, &kept, &mut errors));
-    let mut by_attachment: BTreeMap<(String, Option<String>), Vec<Undo>> = BTreeMap::new();
-    for l in leaked {
-        by_attachment.entry((l.container_id, l.ifname)).or_default().push(l.undo);
-    }
-    for ((id, ifname), steps) in by_attachment {
-        if !replay(&format!("leftovers without a record of {id}/{}", ifname.as_deref().unwrap_or("*")), &steps, &mut errors) {
+    // Rules and veths that no record explains, found by our naming, one attachment at a time.
+    let (leaked, listed) = find_leaks(deps, &req.conf.name, &kept, &mut errors);
+    for ((id, ifname), steps) in leaked {
+        let shown = if ifname.is_empty() { "*" } else { ifname.as_str() };
+        if !replay(&format!("leftovers without a record of {id}/{shown}"), &steps, &mut errors) {
             kept.insert(id, ifname);
         }
     }
@@ -122,7 +92,7 @@ pub fn run(req: &Request) -> Result<()> {
         errors.push("addresses are not swept in this run: the node's rules or links could not be listed".into());
         return Err(Error::TryAgain(format!("GC left work undone: {}", errors.join("; "))));
     }
-    match super::add::ipam_mode(req) {
+    match IpamMode::from_request(req) {
         Ok(IpamMode::Builtin(ipam)) => errors.extend(sweep_reservations(&ipam.data_dir, &req.conf.name, &kept)),
         Ok(IpamMode::Plugin { invocation, .. }) => errors.extend(forward_gc(&invocation, &kept)),
         Err(e) => errors.push(e.to_string()),
@@ -146,7 +116,7 @@ fn sweep_reservations(data_dir: &Path, network: &str, kept: &Kept) -> Vec<String
         Err(e) => return vec![e.to_string()],
     };
     held.into_iter()
-        .filter(|(_, id, ifname)| !kept.contains(id, Some(ifname)))
+        .filter(|(_, id, ifname)| !kept.contains(id, ifname))
         .filter_map(|(ip, id, ifname)| {
             log::info!("gc: releasing leaked {ip} of {id}/{ifname}");
             store.remove(ip).err().map(|e| e.to_string())
@@ -159,7 +129,8 @@ fn forward_gc(invocation: &Invocation, kept: &Kept) -> Vec<String> {
     match invocation.supports("1.1.0") {
         // Its list needs ifnames, which a leftover masquerade chain does not name: next run.
         Ok(true) if !kept.containers.is_empty() => {
-            vec![format!("IPAM plugin {} GC postponed: leftovers of {:?} remain", invocation.plugin, kept.containers)]
+            let ids: Vec<&str> = kept.containers.iter().map(String::as_str).collect();
+            vec![format!("IPAM plugin {} GC postponed: leftovers of {} remain", invocation.plugin, ids.join(", "))]
         }
         Ok(true) => {
             let mut inv = invocation.clone();
@@ -179,33 +150,42 @@ fn forward_gc(invocation: &Invocation, kept: &Kept) -> Vec<String> {
     }
 }
 
-/// Everything of `network` carrying our naming whose attachment is not kept, and whether every listing
-/// (rules of both families, links) worked.
-async fn find_leaks(node: &Netlink, network: &str, kept: &Kept, errors: &mut Vec<String>) -> (Vec<leaks::Leak>, bool) {
-    let mut found = Vec::new();
+type Leaks = BTreeMap<(String, String), Vec<Undo>>;
+
+/// Everything of `network` carrying our naming whose attachment is not kept, by attachment, and whether
+/// every listing (each backend's rules, the links) worked.
+fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>) -> (Leaks, bool) {
+    let mut found: Leaks = BTreeMap::new();
     let mut listed = true;
-    for family in [Family::V4, Family::V6] {
-        match Iptables.save(family, None) {
-            Ok(saved) => {
-                found.extend(leaks::masquerade(network, &saved, family));
-                found.extend(leaks::hook_chains(network, &saved, family));
+    for backend in BACKENDS {
+        match deps.firewalls.get(*backend).leftovers(network) {
+            Ok(rules) => {
+                for r in rules.into_iter().filter(|r| !kept.contains(&r.container_id, &r.ifname)) {
+                    let key = (r.container_id.clone(), r.ifname.clone());
+                    found.entry(key).or_default().push(Undo::Firewall { backend: *backend, rules: r });
+                }
             }
-            // A node without ip6tables has no v6 chains to leak.
-            Err(e) if family == Family::V6 => log::debug!("gc: no ip6tables to look at: {e}"),
             Err(e) => {
                 listed = false;
-                errors.push(e.to_string())
+                errors.push(format!("cannot list the {backend} rules: {e}"));
             }
         }
     }
-    match node.links().await {
-        Ok(links) => found.extend(leaks::veths(network, &links)),
+    match deps.kernel.node().links() {
+        Ok(links) => {
+            for l in links {
+                let Some(key) = l.alias.as_deref().and_then(|a| a.strip_prefix(VETH_ALIAS_PREFIX)) else { continue };
+                let Some((id, ifname)) = parse_attachment_key(key, network) else { continue };
+                if !kept.contains(&id, &ifname) {
+                    found.entry((id, ifname)).or_default().push(Undo::DeleteHostLink { name: l.name, if_alias: None });
+                }
+            }
+        }
         Err(e) => {
             listed = false;
-            errors.push(crate::netlink::describe("list links", &e))
+            errors.push(format!("cannot {e}"));
         }
     }
-    found.retain(|l| !kept.contains(&l.container_id, l.ifname.as_deref()));
     (found, listed)
 }
 

@@ -1,5 +1,7 @@
-//! The attachment record: what a successful ADD created, written atomically under the state dir. DEL, CHECK
-//! and GC work from it rather than from live interfaces, which may already be gone.
+//! The attachment record: every undo step of an attachment, written atomically under the state dir before
+//! ADD makes the changes it lists (so a killed ADD leaves a record DEL and GC can replay) and again, marked
+//! complete, with the result. DEL, CHECK and GC work from it rather than from live interfaces, which may
+//! already be gone.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -7,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::rollback::Undo;
+use super::undo::Undo;
 use crate::cni::result::CniResult;
 use crate::error::Error;
+use crate::firewall::{AttachmentRules, Backend, Family, Masquerade};
 
-const FORMAT: u32 = 1;
+/// 2: firewall steps name their backend (format 1 had iptables steps of their own, still read).
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -22,12 +26,13 @@ pub struct Record {
     pub netns: Option<PathBuf>,
     pub host_veth: String,
     /// What DEL runs, in ADD's order (unwound last-first).
+    #[serde(deserialize_with = "legacy::undo_list")]
     pub undo: Vec<Undo>,
     /// The result ADD returned, in the internal (1.1) form.
     pub result: CniResult,
-    /// Set by ADD once it wrote this record (not stored).
-    #[serde(skip)]
-    pub written: bool,
+    /// False while ADD runs (and forever, if it was killed): CHECK reports it, DEL and GC undo it all.
+    #[serde(default = "legacy::complete")]
+    pub complete: bool,
 }
 
 pub fn dir(state_dir: &Path, network: &str) -> PathBuf {
@@ -50,7 +55,7 @@ impl Record {
             host_veth,
             undo: Vec::new(),
             result: CniResult::default(),
-            written: false,
+            complete: false,
         }
     }
 
@@ -69,8 +74,11 @@ impl Record {
     /// None if there is no record; a corrupt record is an error the caller decides about.
     pub fn load(path: &Path) -> Result<Option<Self>, Error> {
         match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
+            Ok(bytes) => serde_json::from_slice::<Record>(&bytes)
+                .map(|mut r| {
+                    r.fill_legacy_steps();
+                    Some(r)
+                })
                 .map_err(|source| Error::Decode { what: "attachment record", source }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
@@ -100,6 +108,107 @@ impl Record {
             })
             .collect()
     }
+
+    /// Format-1 firewall steps know the chains but not the attachment: it is this record's.
+    fn fill_legacy_steps(&mut self) {
+        for step in &mut self.undo {
+            if let Undo::Firewall { rules, .. } = step {
+                if rules.network.is_empty() {
+                    rules.network = self.network.clone();
+                    rules.container_id = self.container_id.clone();
+                    rules.ifname = self.ifname.clone();
+                    rules.host_veth = self.host_veth.clone();
+                }
+            }
+        }
+    }
+}
+
+/// Removes temporary files that a killed writer left in `dir`: `<stem>.tmp.<pid>` (fsutil::write_atomic)
+/// whose stem is `stem`, or any when `stem` is None. Callers hold the lock that every writer of those files
+/// holds, so none of them is being written.
+pub fn sweep_temps(dir: &Path, stem: Option<&str>) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some((s, pid)) = name.rsplit_once(".tmp.") else { continue };
+        if pid.chars().all(|c| c.is_ascii_digit()) && stem.is_none_or(|want| want == s) && fs::remove_file(&path).is_ok() {
+            log::info!("removed {}, left by a writer that did not finish", path.display());
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Records of format 1 (before the firewall seam) name iptables chains directly; they are read as
+/// iptables firewall steps.
+mod legacy {
+    use super::*;
+
+    pub fn complete() -> bool {
+        // Format 1 wrote records only when ADD had succeeded.
+        true
+    }
+
+    #[derive(Deserialize)]
+    struct OldMasquerade {
+        sources: Vec<(std::net::IpAddr, ipnet::IpNet)>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(tag = "undo", rename_all = "kebab-case")]
+    enum OldStep {
+        RemoveMasquerade {
+            masq: OldMasquerade,
+            #[allow(dead_code)]
+            families: Vec<Family>,
+        },
+        RemoveChains {
+            #[allow(dead_code)]
+            family: Family,
+            chains: Vec<String>,
+        },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Current(Undo),
+        Old(OldStep),
+    }
+
+    pub fn undo_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Undo>, D::Error> {
+        let stored = Vec::<Stored>::deserialize(d)?;
+        let mut out = Vec::new();
+        // The old steps of one record all become one iptables step (filled in by fill_legacy_steps).
+        let mut old = AttachmentRules::new("", "", "", "");
+        let mut any_old = false;
+        for s in stored {
+            match s {
+                Stored::Current(u) => out.push(u),
+                Stored::Old(OldStep::RemoveMasquerade { masq, .. }) => {
+                    any_old = true;
+                    old.masquerade = Some(Masquerade { sources: masq.sources, except: Vec::new() });
+                }
+                Stored::Old(OldStep::RemoveChains { chains, .. }) => {
+                    any_old = true;
+                    for c in chains {
+                        if !old.extra_chains.contains(&c) {
+                            old.extra_chains.push(c);
+                        }
+                    }
+                }
+            }
+        }
+        if any_old {
+            old.addresses = old.masquerade.iter().flat_map(|m| m.sources.iter().map(|(ip, _)| *ip)).collect();
+            // Where the old firewall steps stood: after the host link (unwinding runs firewall steps on their
+            // own thread anyway).
+            out.push(Undo::Firewall { backend: Backend::Iptables, rules: old });
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -110,7 +219,7 @@ mod tests {
     fn write_load_remove_roundtrip() {
         let tmp = tempfile::tempdir().unwrap();
         let mut r = Record::new("net", "ctr", "eth0", Some("/var/run/netns/x".into()), "wcni0".into());
-        r.undo.push(Undo::DeleteHostLink { name: "wcni0".into() });
+        r.undo.push(Undo::DeleteHostLink { name: "wcni0".into(), if_alias: None });
         let p = r.write(tmp.path()).unwrap();
         assert_eq!(p, path(tmp.path(), "net", "ctr", "eth0"));
         assert_eq!(Record::load(&p).unwrap(), Some(r.clone()));
@@ -119,5 +228,41 @@ mod tests {
         Record::remove(&p).unwrap();
         assert_eq!(Record::load(&p).unwrap(), None);
         assert!(fs::read_dir(p.parent().unwrap()).unwrap().next().is_none(), "no temp files left");
+    }
+
+    #[test]
+    fn a_format_1_record_reads_as_iptables_steps_of_its_attachment() {
+        let old = r#"{"format":1,"network":"net","container_id":"ctr","ifname":"eth0","netns":null,"host_veth":"wcni1",
+          "undo":[{"undo":"release-ips","data_dir":"/d","network":"net","container_id":"ctr","ifname":"eth0","ips":["10.0.0.5"]},
+                  {"undo":"delete-host-link","name":"wcni1"},
+                  {"undo":"remove-chains","family":"V4","table":"filter","chains":["WCNI-aaa"]},
+                  {"undo":"remove-masquerade","masq":{"chain":"CNI-x","comment":"c","sources":[["10.0.0.5","10.0.0.0/24"]]},"families":["V4"]}],
+          "result":{"interfaces":[],"ips":[],"routes":[]}}"#;
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("r.json");
+        fs::write(&p, old).unwrap();
+        let r = Record::load(&p).unwrap().unwrap();
+        assert!(r.complete);
+        assert_eq!(r.undo.len(), 3);
+        match &r.undo[2] {
+            Undo::Firewall { backend: Backend::Iptables, rules } => {
+                assert_eq!((rules.network.as_str(), rules.container_id.as_str(), rules.ifname.as_str()), ("net", "ctr", "eth0"));
+                assert_eq!(rules.extra_chains, vec!["WCNI-aaa".to_string()]);
+                assert_eq!(rules.masquerade.as_ref().unwrap().sources.len(), 1);
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn temp_files_of_killed_writers_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["a@eth0.tmp.123", "b@eth0.tmp.456", "a@eth0.json", "a@eth0.tmp.x"] {
+            fs::write(tmp.path().join(name), b"").unwrap();
+        }
+        assert_eq!(sweep_temps(tmp.path(), Some("a@eth0")), 1);
+        assert_eq!(sweep_temps(tmp.path(), None), 1);
+        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 }

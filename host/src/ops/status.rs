@@ -2,20 +2,21 @@
 
 use std::fs;
 
+use super::Deps;
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
-use crate::firewall::{Family, Iptables};
 use crate::hooks::manifest::Stage;
+use crate::ipam::IpamMode;
 
-pub fn run(req: &Request) -> Result<()> {
+pub fn run(req: &Request, deps: &Deps) -> Result<()> {
     let not_ready = |what: String| Error::NotAvailable(format!("not ready: {what}"));
     let writable = |dir: &std::path::Path| -> Result<()> {
         fs::create_dir_all(dir).map_err(|e| not_ready(format!("cannot create {}: {e}", dir.display())))?;
         tempfile_in(dir).map_err(|e| not_ready(format!("{} is not writable: {e}", dir.display())))
     };
     writable(&req.conf.state_dir())?;
-    match super::add::ipam_mode(req)? {
-        super::add::IpamMode::Builtin(ipam) => {
+    match IpamMode::from_request(req)? {
+        IpamMode::Builtin(ipam) => {
             writable(&ipam.data_dir)?;
             let full = crate::ipam::full_sets(&ipam, &req.conf.name).map_err(|e| not_ready(e.to_string()))?;
             if !full.is_empty() {
@@ -26,7 +27,7 @@ pub fn run(req: &Request) -> Result<()> {
                 )));
             }
         }
-        super::add::IpamMode::Plugin { invocation, .. } => {
+        IpamMode::Plugin { invocation, .. } => {
             invocation.find().map_err(|e| not_ready(e.to_string()))?;
             // Forwarded when the plugin knows STATUS; its error (50, 51...) is passed on with its code.
             if invocation.supports("1.1.0").map_err(|e| not_ready(e.to_string()))? {
@@ -38,8 +39,9 @@ pub fn run(req: &Request) -> Result<()> {
     }
     // A manifest that would fail ADD makes the plugin not ready; loading also fills the compile cache.
     crate::hooks::load(req, &[Stage::PreAdd, Stage::PostAdd, Stage::Del]).map_err(|e| not_ready(e.to_string()))?;
-    if req.conf.ip_masq {
-        Iptables.probe(Family::V4).map_err(|e| not_ready(format!("iptables is not usable: {e}")))?;
+    let backend = req.conf.firewall_backend();
+    if req.conf.ip_masq || crate::hooks::configured(req) {
+        deps.firewalls.get(backend).status().map_err(|e| not_ready(format!("firewall backend {backend} is not usable: {e}")))?;
     }
     Ok(())
 }

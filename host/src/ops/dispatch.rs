@@ -3,13 +3,16 @@
 
 use serde_json::{json, Value};
 
-use super::conf::{read_stdin, Stdin};
-use super::request::{Command, Env, Request};
-use super::result::CniResult;
-use super::version::{Version, SUPPORTED};
+use super::Deps;
+use crate::cni::conf::{read_stdin, Stdin};
 use crate::cni::reply::ErrorReply;
-use crate::error::{Error, Result};
+use crate::cni::request::{Command, Env, Request};
+use crate::cni::result::CniResult;
+use crate::cni::version::{Version, SUPPORTED};
+use crate::error::{panic_message, Error, Result};
+use crate::firewall::NodeFirewalls;
 use crate::hooks::manifest::Stage;
+use crate::netlink::RtnlKernel;
 use crate::ops;
 
 #[derive(Debug)]
@@ -29,7 +32,7 @@ pub fn handle(command: &str, env: &dyn Env, stdin: &[u8], binary_name: &str) -> 
         .and_then(|v| Version::parse(v).ok())
         .unwrap_or_else(Version::latest);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(command, env, stdin, binary_name)))
-        .unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p))));
+        .unwrap_or_else(|p| Err(Error::Internal(panic_message(&p))));
     match outcome {
         Ok(stdout) => Outcome { stdout, exit_code: 0 },
         Err(e) => {
@@ -54,19 +57,23 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
             req.conf.plugin_type
         );
     }
-    log::info!("{command:?} container={} ifname={} netns={:?}", req.container_id, req.ifname, req.netns);
+    let netns = req.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into());
+    log::info!("{command:?} container={} ifname={} netns={netns}", req.container_id, req.ifname);
+    let kernel = RtnlKernel::connect()?;
+    let firewalls = NodeFirewalls::default();
+    let deps = Deps { kernel: &kernel, firewalls: &firewalls };
     match command {
         Command::Add => {
             let result: CniResult = if crate::hooks::configured(&req) {
                 // The manifest is checked before anything is touched; the engine and the cache load on a
-                // second core while ADD opens the namespaces.
+                // second core while ADD starts.
                 let specs = crate::hooks::specs(&req, &[Stage::PreAdd, Stage::PostAdd])?;
                 std::thread::scope(|s| {
                     let loading = s.spawn(|| crate::hooks::instantiate(&req, specs));
-                    ops::add::run(&req, || loading.join().unwrap_or_else(|p| Err(Error::Internal(ops::panic_message(&p)))))
+                    ops::add::run(&req, &deps, || loading.join().unwrap_or_else(|p| Err(Error::Internal(panic_message(&p)))))
                 })?
             } else {
-                ops::add::run(&req, || Ok(Box::new(crate::hooks::NoHooks)))?
+                ops::add::run(&req, &deps, || Ok(Box::new(crate::hooks::NoHooks)))?
             };
             Ok(Some(result.to_json(&req.version)))
         }
@@ -76,7 +83,7 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
                 log::warn!("hooks not loaded for DEL (cleanup goes on without them): {e}");
                 Box::new(crate::hooks::NoHooks)
             });
-            ops::del::run(&req, hooks.as_ref()).map(|_| None)
+            ops::del::run(&req, &deps, hooks.as_ref()).map(|_| None)
         }
         Command::Check => {
             if !req.version.at_least("0.4.0") {
@@ -85,10 +92,10 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
                     supported: "0.4.0 and later for CHECK".into(),
                 });
             }
-            ops::check::run(&req).map(|_| None)
+            ops::check::run(&req, &deps).map(|_| None)
         }
-        Command::Status => ops::status::run(&req).map(|_| None),
-        Command::Gc => ops::gc::run(&req).map(|_| None),
+        Command::Status => ops::status::run(&req, &deps).map(|_| None),
+        Command::Gc => ops::gc::run(&req, &deps).map(|_| None),
         Command::Version => unreachable!("answered above"),
     }
 }

@@ -2,46 +2,24 @@
 //! looked for in the usual sbin directories.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use serde::{Deserialize, Serialize};
+use super::super::{Error, Family};
 
-use super::Error;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub fn of(ip: IpAddr) -> Self {
-        if ip.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
-        }
-    }
-
-    pub fn multicast(self) -> &'static str {
-        match self {
-            Family::V4 => "224.0.0.0/4",
-            Family::V6 => "ff00::/8",
-        }
-    }
-
-    fn prefix(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
+fn prefix(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
     }
 }
 
+/// Runs the iptables tools. `Tools` rather than the backend itself, so the backend's locking stays apart.
 #[derive(Debug, Default, Clone)]
-pub struct Iptables;
+pub struct Tools;
+
 
 /// A running iptables-restore. Dropping it waits for it too, so an early return can never leave a restore
 /// committing behind an unwind that already ran.
@@ -91,24 +69,36 @@ fn find_tool(name: &str) -> Result<PathBuf, Error> {
     found.ok_or_else(|| Error::NotFound { tool: name.into() })
 }
 
-impl Iptables {
+impl Tools {
     /// Applies `input` atomically per table; `-w` waits for the xtables lock instead of failing when
     /// concurrent ADDs (or kube-proxy) hold it.
     pub fn restore(&self, family: Family, input: &str) -> Result<(), Error> {
-        self.restore_start(family, input)?.wait()
+        self.restore_start(family, input, None)?.wait()
     }
 
     /// Starts iptables-restore and returns without waiting, so the caller can do netlink work meanwhile.
-    pub fn restore_start(&self, family: Family, input: &str) -> Result<Pending, Error> {
-        let tool = format!("{}-restore", family.prefix());
+    /// The child dies with the thread that started it (PR_SET_PDEATHSIG: a killed ADD takes its restore
+    /// along) and holds `hold` open while it runs, so that whoever waits for that lock also waits for it.
+    pub fn restore_start(&self, family: Family, input: &str, hold: Option<BorrowedFd>) -> Result<Pending, Error> {
+        let tool = format!("{}-restore", prefix(family));
         log::debug!("{tool} --noflush <<EOF\n{input}EOF");
-        let mut child = Command::new(find_tool(&tool)?)
-            .args(["--noflush", "-w", "10"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
+        let mut cmd = Command::new(find_tool(&tool)?);
+        cmd.args(["--noflush", "-w", "10"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let hold = hold.map(|fd| fd.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (prctl, fcntl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if let Some(fd) = hold {
+                    // Keep the lock's file open across exec (it is opened close-on-exec).
+                    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).map_err(std::io::Error::from)?;
+                    let flags = nix::fcntl::FdFlag::from_bits_truncate(flags) - nix::fcntl::FdFlag::FD_CLOEXEC;
+                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map_err(std::io::Error::from)?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn { tool: tool.clone(), source })?;
         // A restore that exits early (bad input, no permission) closes its stdin: its exit status and
         // stderr, read by wait(), say why; the broken pipe would only hide that.
         let broken_pipe = match child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()) {
@@ -123,7 +113,7 @@ impl Iptables {
 
     /// `iptables-save -t TABLE`, or every table with `None`.
     pub fn save(&self, family: Family, table: Option<&str>) -> Result<String, Error> {
-        let tool = format!("{}-save", family.prefix());
+        let tool = format!("{}-save", prefix(family));
         let out = Command::new(find_tool(&tool)?)
             .args(table.map(|t| vec!["-t", t]).unwrap_or_default())
             .stdin(Stdio::null())
