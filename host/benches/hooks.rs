@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wasmcni::hooks::cache::Cache;
 use wasmcni::hooks::manifest::{HookSpec, Stage};
-use wasmcni::hooks::runtime::{wit, LoadedHook, Runtime};
+use wasmcni::hooks::engine::{wit, HookEngine};
 
 fn spec(module: PathBuf) -> HookSpec {
     let mut spec = HookSpec::new("bench", module, vec![Stage::PreAdd, Stage::PostAdd, Stage::Del]);
@@ -40,18 +40,17 @@ fn main() {
     });
     let size = std::fs::metadata(&module).expect("build the test hook first (scripts/bench-hooks.sh)").len();
     let t = Instant::now();
-    let rt = Runtime::get().expect("engine");
+    let rt = HookEngine::new().expect("engine");
     let engine_start = t.elapsed();
     let bytes = std::fs::read(&module).unwrap();
-    let cold = time(3, || rt.engine.precompile_component(&bytes).unwrap());
+    let cold = time(3, || rt.engine().precompile_component(&bytes).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
-    let cache = Cache::open(dir.path().join("hook-cache"), &rt.engine);
-    LoadedHook::load(spec(module.clone()), &cache).unwrap(); // fills the cache
-    let sha = cache.module_sha256(&module).unwrap();
-    let load = time(200, || LoadedHook::load_from_cache(spec(module.clone()), &cache, sha.clone()).unwrap());
+    let cache = Cache::open(dir.path().join("hook-cache"), rt.engine());
+    rt.load(spec(module.clone()), &cache).unwrap(); // fills the cache
+    let load = time(200, || rt.load(spec(module.clone()), &cache).unwrap());
 
-    let hook = LoadedHook::load(spec(module.clone()), &cache).unwrap();
+    let hook = rt.load(spec(module.clone()), &cache).unwrap();
     let att = wit::Attachment {
         container_id: "bench".into(),
         ifname: "eth0".into(),
@@ -71,22 +70,21 @@ fn main() {
     let post = time(2000, || hook.post_add(&att, &result).unwrap());
     let del = time(2000, || hook.del(&att).unwrap());
     let full = time(500, || {
-        let sha = cache.module_sha256(&module).unwrap();
-        let h = LoadedHook::load_from_cache(spec(module.clone()), &cache, sha).unwrap();
+        let h = rt.load(spec(module.clone()), &cache).unwrap();
         h.post_add(&att, &result).unwrap()
     });
 
-    let examples = examples(rt, &cache, &att, &plan, &result);
+    let examples = examples(&rt, &cache, &att, &plan, &result);
     println!("hook component: {} ({} KiB)\n", module.display(), size / 1024);
     println!("| what | median ms | p99 ms |\n|---|---|---|");
-    println!("| engine + linker + epoch ticker (once per process) | {:.3} | - |", engine_start.as_secs_f64() * 1e3);
+    println!("| engine + linker + watchdog (once per process) | {:.3} | - |", engine_start.as_secs_f64() * 1e3);
     for (name, v) in [
         ("cold compile (cranelift)", cold),
-        ("load from cache (mmap) + pre-instantiate, hash known", load),
+        ("load: hash index + trust checks + mmap + pre-instantiate", load),
         ("call pre-add (fresh store + instantiate + call)", pre),
         ("call post-add (returns 1 rule)", post),
         ("call del", del),
-        ("cached hook per pod: hash lookup + load + instantiate + call", full),
+        ("cached hook per pod: load + instantiate + call", full),
     ] {
         let (p50, p99) = stats(v);
         println!("| {name} | {p50:.3} | {p99:.3} |");
@@ -96,7 +94,7 @@ fn main() {
 
 /// Cold compile vs cache load, and a call of each stage, for every built example hook
 /// (target/example-hooks, from example-hooks/build.sh).
-fn examples(rt: &Runtime, cache: &Cache, att: &wit::Attachment, plan: &wit::Plan, result: &wit::AddResult) -> String {
+fn examples(rt: &HookEngine, cache: &Cache, att: &wit::Attachment, plan: &wit::Plan, result: &wit::AddResult) -> String {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/example-hooks");
     let Ok(entries) = std::fs::read_dir(&dir) else { return String::new() };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
@@ -107,14 +105,13 @@ fn examples(rt: &Runtime, cache: &Cache, att: &wit::Attachment, plan: &wit::Plan
     for p in paths {
         let bytes = std::fs::read(&p).unwrap();
         let n = if bytes.len() > 4 << 20 { 1 } else { 3 };
-        let (cold, _) = stats(time(n, || rt.engine.precompile_component(&bytes).unwrap()));
+        let (cold, _) = stats(time(n, || rt.engine().precompile_component(&bytes).unwrap()));
         let mut s = spec(p.clone());
         s.config = None;
         s.memory_mb = 128;
-        let sha = cache.module_sha256(&p).unwrap();
-        LoadedHook::load_from_cache(s.clone(), cache, sha.clone()).unwrap();
-        let (load, _) = stats(time(50, || LoadedHook::load_from_cache(s.clone(), cache, sha.clone()).unwrap()));
-        let h = LoadedHook::load_from_cache(s, cache, sha).unwrap();
+        rt.load(s.clone(), cache).unwrap();
+        let (load, _) = stats(time(50, || rt.load(s.clone(), cache).unwrap()));
+        let h = rt.load(s, cache).unwrap();
         let (pre, _) = stats(time(50, || h.pre_add(att, plan).is_ok()));
         let (post, _) = stats(time(50, || h.post_add(att, result).is_ok()));
         let (del, _) = stats(time(50, || h.del(att).is_ok()));

@@ -61,8 +61,8 @@ pub enum Error {
     Ipam(#[from] crate::ipam::Error),
     #[error(transparent)]
     Firewall(#[from] crate::firewall::Error),
-    #[error("{0}")]
-    Hook(String),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::Error),
     #[error("{0}")]
     CheckFailed(String),
     #[error("{0}")]

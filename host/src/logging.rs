@@ -81,3 +81,26 @@ fn open_file(path: &Path) {
         Err(e) => eprintln!("wasmcni: cannot open log file {}: {e}", path.display()),
     }
 }
+
+/// `s` with control characters written as escapes (`\u{1b}`, `\n`...), cut to `max` bytes on a character
+/// boundary, with a note of how much was cut: text from configs, hooks or tools as one safe line.
+pub fn bounded(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 32);
+    let mut cut = 0;
+    for (i, c) in s.char_indices() {
+        if out.len() >= max {
+            cut = s.len() - i;
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut > 0 {
+        out += &format!("… ({cut} more bytes cut)");
+    }
+    out
+}
+

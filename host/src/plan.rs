@@ -23,6 +23,31 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// For log lines: what the plan asks for, in words.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.requested_ips.is_empty() {
+            parts.push(format!("addresses {}", self.requested_ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")));
+        }
+        for r in &self.routes {
+            parts.push(format!("route {}{}", r.dst, r.gw.map(|g| format!(" via {g}")).unwrap_or_default()));
+        }
+        if let Some(mtu) = self.mtu {
+            parts.push(format!("mtu {mtu}"));
+        }
+        if let Some(mac) = self.mac {
+            parts.push(format!("mac {}", crate::netaddr::hex(&mac, ":")));
+        }
+        if !self.dns.nameservers.is_empty() {
+            parts.push(format!("nameservers {}", self.dns.nameservers.join(", ")));
+        }
+        if parts.is_empty() {
+            "nothing specific (IPAM chooses)".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+
     /// Requested addresses come from `runtimeConfig.ips`, `args.cni.ips` and CNI_ARGS `IP=` (the conventions
     /// of the reference plugins), with or without a prefix length.
     pub fn from_request(req: &Request, ipam_routes: &[Route]) -> Result<Self, Error> {

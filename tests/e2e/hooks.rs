@@ -54,8 +54,8 @@ fn pre_add_hook_chooses_the_pods_address() {
     assert_eq!(node.reserved_ips(), vec!["10.80.0.77"]);
     assert!(pod.ping("10.80.0.1"));
     let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
-    assert!(log.contains("hook static: pod Some(\"test\") gets [\"10.80.0.77\"]"), "hook log import: {log}");
-    assert!(log.contains("hook static stdout: pre-add for static1"), "hook stdout goes to our log: {log}");
+    assert!(log.contains("hook static pre-add: pod Some(\"test\") gets [\"10.80.0.77\"]"), "hook log import, attributed: {log}");
+    assert!(log.contains("hook static pre-add stdout: pre-add for static1"), "hook stdout goes to our log: {log}");
     del(&node, &conf, &pod, "static1");
     node.assert_clean();
 }
@@ -434,7 +434,7 @@ fn hooks_get_no_files_no_environment_no_sockets_and_a_fresh_instance_per_call() 
     add(&node, &conf, &a, "probe-a").ok();
     add(&node, &conf, &b, "probe-b").ok();
     let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
-    let probes: Vec<&str> = log.lines().filter(|l| l.contains("hook probe: probe:")).collect();
+    let probes: Vec<&str> = log.lines().filter(|l| l.contains("hook probe pre-add: probe:")).collect();
     assert_eq!(probes.len(), 2, "{log}");
     for p in probes {
         // A counter kept in the instance starts again at 1: no state carries from one call to the next.

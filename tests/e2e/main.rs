@@ -12,6 +12,7 @@ mod connectivity;
 mod examples;
 mod failures;
 mod hooks;
+mod hostile;
 mod lifecycle;
 mod trust;
 mod versions;

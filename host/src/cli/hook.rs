@@ -8,7 +8,7 @@ use clap::Subcommand;
 use crate::hooks::cache::Source;
 use crate::hooks::fixture::{self, Fixture};
 use crate::hooks::manifest::{self, HookSpec, Stage};
-use crate::hooks::runtime::{self, LoadedHook};
+use crate::hooks::engine::HookEngine;
 
 #[derive(Subcommand)]
 pub enum HookCmd {
@@ -64,13 +64,12 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    fn open(&self) -> anyhow::Result<crate::hooks::cache::Cache> {
-        let engine = &runtime::Runtime::get().map_err(anyhow::Error::msg)?.engine;
-        Ok(match (&self.cache_dir, self.no_cache) {
-            (_, true) => crate::hooks::cache::Cache::in_memory(engine),
-            (Some(dir), _) => crate::hooks::cache::Cache::open(dir.clone(), engine),
-            (None, _) => runtime::user_cache().map_err(anyhow::Error::msg)?,
-        })
+    fn open(&self, engine: &HookEngine) -> crate::hooks::cache::Cache {
+        match (&self.cache_dir, self.no_cache) {
+            (_, true) => crate::hooks::cache::Cache::in_memory(engine.engine()),
+            (Some(dir), _) => crate::hooks::cache::Cache::open(dir.clone(), engine.engine()),
+            (None, _) => engine.user_cache(),
+        }
     }
 }
 
@@ -81,9 +80,22 @@ pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
             if fixtures.is_empty() {
                 bail!("name one or more fixture files");
             }
-            let cache = cache.open()?;
+            let engine = HookEngine::new()?;
+            let cache = cache.open(&engine);
             let module = module.canonicalize().with_context(|| format!("{}", module.display()))?;
-            let (passed, failed) = fixture::run_all(&fixtures, &module, &cache);
+            let (mut passed, mut failed) = (0, 0);
+            for (path, outcome) in fixture::run_all(&engine, &cache, &fixtures, &module) {
+                match outcome {
+                    Ok(description) => {
+                        passed += 1;
+                        println!("{}", format!("ok    {} {description}", path.display()).trim_end());
+                    }
+                    Err(why) => {
+                        failed += 1;
+                        println!("FAIL  {} {why}", path.display());
+                    }
+                }
+            }
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { 0 } else { 1 })
         }
@@ -102,9 +114,10 @@ pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
                 f.config = Some(serde_json::from_str(&c).context("--config is not JSON")?);
             }
             f.set_pod(namespace, name);
-            let cache = cache.open()?;
+            let engine = HookEngine::new()?;
+            let cache = cache.open(&engine);
             let module = module.canonicalize().with_context(|| format!("{}", module.display()))?;
-            let hook = LoadedHook::load(f.spec(&module), &cache).map_err(anyhow::Error::msg)?;
+            let hook = engine.load(f.spec(&module), &cache)?;
             match f.run(&hook) {
                 Ok(v) => {
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -123,7 +136,8 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
     if inputs.is_empty() {
         bail!("name a hooks manifest or one or more .wasm components");
     }
-    let cache = runtime::cache_for(state_dir).map_err(anyhow::Error::msg)?;
+    let engine = HookEngine::new()?;
+    let cache = engine.node_cache(state_dir);
     let mut specs = Vec::new();
     for input in inputs {
         if input.extension().is_some_and(|e| e == "toml") {
@@ -137,8 +151,8 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
     for spec in specs {
         let (name, module) = (spec.name.clone(), spec.module.clone());
         let start = std::time::Instant::now();
-        let hook = LoadedHook::load(spec, &cache).map_err(|e| anyhow::anyhow!("hook {name}: {e}"))?;
-        let what = match hook.source {
+        let hook = engine.load(spec, &cache).map_err(|e| anyhow::anyhow!("hook {name}: {e}"))?;
+        let what = match hook.source() {
             Source::Compiled => "compiled",
             Source::Cached => "already cached",
         };

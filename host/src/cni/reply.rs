@@ -14,8 +14,17 @@ pub struct ErrorReply {
     pub details: String,
 }
 
+/// However long the causes (a hook's words, a tool's stderr, many undo failures), the reply a runtime
+/// reads stays small: the rest is in the log.
+pub const MAX_TEXT: usize = 4096;
+
 impl ErrorReply {
     pub fn new(version: &str, err: &Error) -> Self {
-        ErrorReply { cni_version: version.to_string(), code: err.code(), msg: err.to_string(), details: err.details() }
+        ErrorReply {
+            cni_version: version.to_string(),
+            code: err.code(),
+            msg: crate::logging::bounded(&err.to_string(), MAX_TEXT),
+            details: crate::logging::bounded(&err.details(), MAX_TEXT),
+        }
     }
 }

@@ -44,6 +44,34 @@ pub struct HookRule {
     pub log_prefix: Option<String>,
 }
 
+impl HookRule {
+    /// For log lines: "drop egress tcp to 203.0.113.0/24 port 80".
+    pub fn describe(&self) -> String {
+        let action = match self.action {
+            Action::Accept => "accept",
+            Action::Drop => "drop",
+            Action::Reject => "reject",
+        };
+        let (direction, way) = match self.direction {
+            Direction::Ingress => ("ingress", "from"),
+            Direction::Egress => ("egress", "to"),
+        };
+        let protocol = match self.protocol {
+            Protocol::Any => "",
+            Protocol::Tcp => " tcp",
+            Protocol::Udp => " udp",
+            Protocol::Icmp => " icmp",
+        };
+        let peer = self.peer.map(|p| format!(" {way} {p}")).unwrap_or_default();
+        let ports = match self.ports {
+            Some((a, b)) if a == b => format!(" port {a}"),
+            Some((a, b)) => format!(" ports {a}-{b}"),
+            None => String::new(),
+        };
+        format!("{action} {direction}{protocol}{peer}{ports}")
+    }
+}
+
 /// One hook's rules for the attachment, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HookChain {

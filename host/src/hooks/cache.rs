@@ -110,7 +110,7 @@ impl Cache {
     /// Loads the precompiled component for `module` (whose hash is `sha256`), compiling and caching it when
     /// there is no usable entry. An entry that fails the trust check is never mapped; a corrupt, truncated
     /// or incompatible one is discarded. Either way the component is compiled again.
-    pub fn load(&self, engine: &Engine, module: &Path, sha256: &str) -> Result<(Component, Source), String> {
+    pub fn load(&self, engine: &Engine, module: &Path, sha256: &str) -> Result<(Component, Source), super::Error> {
         let artifact = self.artifact(sha256);
         if let Some(artifact) = artifact.as_ref().filter(|a| a.exists()) {
             match trust::check_file(artifact, self.owners) {
@@ -124,13 +124,12 @@ impl Cache {
             }
             let _ = fs::remove_file(artifact);
         }
-        let bytes = fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
+        let bytes = fs::read(module).map_err(|e| super::Error::Read { path: module.to_path_buf(), source: e })?;
         if sha256_hex(&bytes) != sha256 {
-            return Err(format!("{} changed while it was being loaded", module.display()));
+            return Err(super::Error::Changed(module.to_path_buf()));
         }
-        let compiled = engine
-            .precompile_component(&bytes)
-            .map_err(|e| format!("{} is not a valid hook component: {e:#}", module.display()))?;
+        let not_a_component = |e: wasmtime::Error| super::Error::NotAComponent { module: module.to_path_buf(), detail: format!("{e:#}") };
+        let compiled = engine.precompile_component(&bytes).map_err(not_a_component)?;
         if let Some(artifact) = &artifact {
             match crate::fsutil::write_atomic(artifact, &compiled, true) {
                 // Load what was stored, so the next process maps the very same bytes.
@@ -142,7 +141,7 @@ impl Cache {
             }
         }
         // SAFETY: these bytes were produced by this engine a moment ago.
-        unsafe { Component::deserialize(engine, &compiled) }.map(|c| (c, Source::Compiled)).map_err(|e| format!("{e:#}"))
+        unsafe { Component::deserialize(engine, &compiled) }.map(|c| (c, Source::Compiled)).map_err(not_a_component)
     }
 }
 

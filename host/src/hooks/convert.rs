@@ -2,7 +2,7 @@
 //! returns) go through `validate`.
 
 use super::manifest::HookSpec;
-use super::runtime::wit;
+use super::engine::wit;
 use crate::cni::conf::Dns;
 use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Route};

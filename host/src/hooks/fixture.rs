@@ -2,13 +2,14 @@
 //! (attachment, config, plan or result, the network's ranges) and what to expect (plan fields, the rule list,
 //! or an error), and runs the built component through the same runner and validation the plugin uses.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manifest::{HookSpec, Stage};
-use super::runtime::{wit, Failure, LoadedHook};
+use super::call::{Failure, LoadedHook};
+use super::engine::{wit, HookEngine};
 use super::validate;
 use crate::ipam::IpamConfig;
 
@@ -41,6 +42,11 @@ pub struct Fixture {
 #[serde(deny_unknown_fields)]
 pub struct NetworkIn {
     pub subnet: String,
+    /// "ptp" (the default) or "bridge": the result then lists the bridge first, as the plugin's does.
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub bridge: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,16 +195,24 @@ impl Fixture {
             }
             Stage::PostAdd => {
                 let gw = ipam.ranges[0][0].gateway.to_string();
+                let iface = |name: &str, mac: &str, sandbox: Option<String>| wit::Iface { name: name.into(), mac: mac.into(), sandbox };
+                let network = self.network.as_ref();
+                let bridge = network
+                    .filter(|n| n.mode.as_deref() == Some("bridge"))
+                    .map(|n| iface(n.bridge.as_deref().unwrap_or("cni0"), "02:00:00:00:00:03", None));
+                // Laid out exactly as the plugin lays out its result (the SDK's builders use the same function).
+                let (interfaces, pod) = wasmcni_hooks_sdk::layout::interfaces(
+                    bridge,
+                    iface("wcnifixture0000", "02:00:00:00:00:01", None),
+                    iface(&att.ifname, "02:00:00:00:00:02", Some(att.netns.clone())),
+                );
                 let result = wit::AddResult {
-                    interfaces: vec![
-                        wit::Iface { name: "wcnifixture0000".into(), mac: "02:00:00:00:00:01".into(), sandbox: None },
-                        wit::Iface { name: att.ifname.clone(), mac: "02:00:00:00:00:02".into(), sandbox: Some(att.netns.clone()) },
-                    ],
+                    interfaces,
                     ips: self
                         .result
                         .ips
                         .iter()
-                        .map(|a| wit::IpConfig { address: a.clone(), gateway: Some(gw.clone()), iface: Some(1) })
+                        .map(|a| wit::IpConfig { address: a.clone(), gateway: Some(gw.clone()), iface: Some(pod) })
                         .collect(),
                     routes: vec![],
                     dns: dns(&self.result.nameservers),
@@ -290,48 +304,35 @@ fn normalize_rule(mut m: Map<String, Value>) -> Value {
 }
 
 /// Runs one fixture file against `module`: Ok(description) when the answer is as expected, else why not.
-pub fn run_one(path: &Path, module: &Path, cache: &super::cache::Cache) -> Result<String, String> {
+pub fn run_one(engine: &HookEngine, cache: &super::cache::Cache, path: &Path, module: &Path) -> Result<String, String> {
     let f = Fixture::load(path)?;
-    let hook = LoadedHook::load(f.spec(module), cache)?;
+    let hook = engine.load(f.spec(module), cache).map_err(|e| e.to_string())?;
     match f.check(&f.run(&hook)) {
         None => Ok(f.description.trim().to_string()),
         Some(why) => Err(format!("{}\n{}", f.description, indent(&why))),
     }
 }
 
-/// Runs every fixture against `module`, printing a line per fixture and a diff per failure; returns
-/// (passed, failed). What `wasmcni hook test` does.
-pub fn run_all(fixtures: &[std::path::PathBuf], module: &Path, cache: &super::cache::Cache) -> (usize, usize) {
-    let (mut passed, mut failed) = (0, 0);
-    for path in fixtures {
-        match run_one(path, module, cache) {
-            Ok(description) => {
-                passed += 1;
-                println!("{}", format!("ok    {} {description}", path.display()).trim_end());
-            }
-            Err(why) => {
-                failed += 1;
-                println!("FAIL  {} {why}", path.display());
-            }
-        }
-    }
-    (passed, failed)
+/// Every fixture against `module`, in order, with its outcome: what `wasmcni hook test` prints.
+pub fn run_all(engine: &HookEngine, cache: &super::cache::Cache, fixtures: &[PathBuf], module: &Path) -> Vec<(PathBuf, Result<String, String>)> {
+    fixtures.iter().map(|p| (p.clone(), run_one(engine, cache, p, module))).collect()
 }
 
 /// The component test helper for Rust tests (`wasmcni` as a dev-dependency): runs every `*.toml` in
 /// `fixtures_dir` against the built `module` through the plugin's runner. Err lists each failure with its
 /// diff.
 pub fn test_component(module: &Path, fixtures_dir: &Path) -> Result<usize, String> {
-    let cache = super::runtime::user_cache()?;
+    let engine = HookEngine::new().map_err(|e| e.to_string())?;
+    let cache = engine.user_cache();
     let mut paths: Vec<_> = std::fs::read_dir(fixtures_dir)
         .map_err(|e| format!("{}: {e}", fixtures_dir.display()))?
         .filter_map(|e| Some(e.ok()?.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     paths.sort();
-    let failures: Vec<String> = paths
-        .iter()
-        .filter_map(|p| run_one(p, module, &cache).err().map(|why| format!("{}: {why}", p.display())))
+    let failures: Vec<String> = run_all(&engine, &cache, &paths, module)
+        .into_iter()
+        .filter_map(|(p, outcome)| outcome.err().map(|why| format!("{}: {why}", p.display())))
         .collect();
     if failures.is_empty() {
         Ok(paths.len())

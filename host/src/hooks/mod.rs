@@ -2,20 +2,29 @@
 //! runs the components a netconf lists, applies each hook's `on_error` policy and validates what it returns.
 
 pub mod cache;
-pub mod fixture;
+pub mod call;
+mod contract;
 mod convert;
+pub mod engine;
+mod error;
+pub mod fixture;
 pub mod manifest;
-pub mod runtime;
+mod sanitize;
 pub mod validate;
+
+pub use error::Error;
+
+use call::{Failure, LoadedHook};
+use engine::HookEngine;
+use manifest::{Mode, OnError, Stage};
 
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
-use crate::error::{Error, Result};
 use crate::firewall::HookChain;
 use crate::ipam::IpamConfig;
 use crate::plan::Plan;
-use manifest::{Mode, OnError, Stage};
-use runtime::{Failure, LoadedHook};
+
+type Result<T, E = crate::error::Error> = std::result::Result<T, E>;
 
 pub trait Hooks: Send + Sync {
     /// pre-ADD: before IPAM; may change the addressing plan. Each hook's answer is validated against the
@@ -44,6 +53,8 @@ impl Hooks for NoHooks {
 
 pub struct WasmHooks {
     hooks: Vec<LoadedHook>,
+    /// Lives as long as the hooks it runs (its watchdog ends their calls).
+    _engine: HookEngine,
 }
 
 pub fn configured(req: &Request) -> bool {
@@ -71,21 +82,28 @@ pub fn specs(req: &Request, stages: &[Stage]) -> Result<Vec<manifest::HookSpec>>
     Ok(specs)
 }
 
-/// Starts the engine and loads `specs` through the node's cache.
+/// Starts the engine and loads `specs` through the node's cache; hooks that share a module map and link it
+/// once.
 pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<dyn Hooks>> {
     if specs.is_empty() {
         return Ok(Box::new(NoHooks));
     }
-    let cache = runtime::cache_for(&req.conf.state_dir()).map_err(Error::Hook)?;
-    let hooks = specs
-        .into_iter()
-        .map(|spec| {
-            let name = spec.name.clone();
-            LoadedHook::load(spec, &cache).map_err(|e| Error::Hook(format!("hook {name}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let engine = HookEngine::new()?;
+    let cache = engine.node_cache(&req.conf.state_dir());
+    let mut hooks: Vec<LoadedHook> = Vec::new();
+    for spec in specs {
+        let twin = hooks.iter().find(|h| h.spec.module == spec.module);
+        let hook = match twin {
+            Some(t) => t.with_spec(spec),
+            None => {
+                let name = spec.name.clone();
+                engine.load(spec, &cache).map_err(|e| Error::Hook { hook: name, source: Box::new(e) })?
+            }
+        };
+        hooks.push(hook);
+    }
     log::debug!("step: {} hooks loaded", hooks.len());
-    Ok(Box::new(WasmHooks { hooks }))
+    Ok(Box::new(WasmHooks { hooks, _engine: engine }))
 }
 
 /// As root, a hook's manifest and module are run only when nobody but root could have written them (or a
@@ -95,9 +113,7 @@ fn check_trust(req: &Request, specs: &[manifest::HookSpec]) -> Result<()> {
     if !crate::trust::Owners::current().is_root() || req.conf.insecure_hook_files {
         return Ok(());
     }
-    let refuse = |what: String, e: crate::trust::Untrusted| {
-        Error::Hook(format!("refusing {what}: {e} (fix its owner or mode; \"insecureHookFiles\": true allows it for development)"))
-    };
+    let refuse = |what: String, source: crate::trust::Untrusted| Error::Untrusted { what, source };
     if let Some(m) = &req.conf.hooks_manifest {
         crate::trust::check_file(m, crate::trust::Owners::root_only()).map_err(|e| refuse("the hooks manifest".into(), e))?;
     }
@@ -115,12 +131,12 @@ impl WasmHooks {
 }
 
 /// `on_error = "fail"` turns a failure into the ADD's error; `ignore` logs it and carries on.
-fn policy(hook: &LoadedHook, stage: &str, failure: Failure) -> Result<()> {
-    let msg = format!("hook {} failed in {stage}: {failure}", hook.spec.name);
+fn policy(hook: &LoadedHook, stage: &'static str, failure: Failure) -> Result<()> {
+    let err = Error::Failed { hook: hook.spec.name.clone(), stage, failure };
     match hook.spec.on_error {
-        OnError::Fail => Err(Error::Hook(msg)),
+        OnError::Fail => Err(err.into()),
         OnError::Ignore => {
-            log::warn!("{msg} (on_error = \"ignore\": continuing)");
+            log::warn!("{err} (on_error = \"ignore\": continuing)");
             Ok(())
         }
     }
@@ -136,7 +152,7 @@ impl Hooks for WasmHooks {
             match answer {
                 Ok(p) => {
                     if p != plan {
-                        log::info!("hook {} changed the plan: {p:?}", h.spec.name);
+                        log::info!("hook {} changed the plan: {}", h.spec.name, p.describe());
                     }
                     plan = p;
                 }
@@ -155,7 +171,7 @@ impl Hooks for WasmHooks {
             match rules {
                 Ok(rules) if h.spec.mode == Mode::Monitor => {
                     for r in &rules {
-                        log::warn!("hook {} (monitor mode, not applied) would add: {r:?}", h.spec.name);
+                        log::warn!("hook {} (monitor mode, not applied) would add: {}", h.spec.name, r.describe());
                     }
                 }
                 Ok(rules) if rules.is_empty() => {}

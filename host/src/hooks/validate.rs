@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::runtime::wit;
+use super::engine::wit;
 use crate::cni::conf::Dns;
 use crate::cni::result::Route;
 use crate::firewall::{Action, Direction, HookRule, Protocol};
@@ -15,9 +15,36 @@ use crate::plan::Plan;
 
 /// More rules than this from one hook is a bug, not a policy.
 pub const MAX_RULES: usize = 256;
+/// Routes a pre-ADD hook may give the pod (each is a netlink request on the per-pod path).
+pub const MAX_ROUTES: usize = 32;
+/// DNS entries a hook may put into the result (resolv.conf uses 3 nameservers and 6 search domains).
+pub const MAX_NAMESERVERS: usize = 8;
+pub const MAX_SEARCH: usize = 16;
+pub const MAX_OPTIONS: usize = 16;
+/// A DNS name or resolver option (a name is at most 253 characters).
+pub const MAX_DNS_TEXT: usize = 253;
+
+fn limit(field: &str, n: usize, max: usize) -> Result<(), String> {
+    if n > max {
+        return Err(format!("field {field}: {n} entries is more than the limit of {max}"));
+    }
+    Ok(())
+}
+
+fn dns_text(field: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_DNS_TEXT || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("field {field}: must be 1-{MAX_DNS_TEXT} printable characters without spaces"));
+    }
+    Ok(())
+}
+
+/// A hook's text quoted in an error, bounded.
+fn shown(s: &str) -> String {
+    format!("{:?}", super::sanitize::bounded(s, 64))
+}
 
 fn ip(field: &str, s: &str) -> Result<IpAddr, String> {
-    s.trim().parse().map_err(|_| format!("field {field}: {s:?} is not an IP address"))
+    s.trim().parse().map_err(|_| format!("field {field}: {} is not an IP address", shown(s)))
 }
 
 /// A CIDR, normalized to its network, or a bare address as its host prefix: what the SDK's parse_cidr
@@ -27,7 +54,7 @@ fn cidr(field: &str, s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .map(|n| n.trunc())
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("field {field}: {s:?} is not a CIDR or an address"))
+        .map_err(|_| format!("field {field}: {} is not a CIDR or an address", shown(s)))
 }
 
 pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
@@ -55,6 +82,10 @@ pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
         }
         requested_ips.push(addr);
     }
+    limit("routes", p.routes.len(), MAX_ROUTES)?;
+    limit("dns.nameservers", p.dns.nameservers.len(), MAX_NAMESERVERS)?;
+    limit("dns.search", p.dns.search.len(), MAX_SEARCH)?;
+    limit("dns.options", p.dns.options.len(), MAX_OPTIONS)?;
     let mut routes = Vec::new();
     for (i, r) in p.routes.iter().enumerate() {
         let dst = cidr(&format!("routes[{i}].dst"), &r.dst)?;
@@ -80,9 +111,18 @@ pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
             return Err(format!("field mtu: {mtu} is outside {:?}", crate::cni::conf::MTU_RANGE));
         }
     }
-    let mac = p.mac.map(|m| parse_mac(&m).map_err(|e| format!("field mac: {e}"))).transpose()?;
+    let mac = p.mac.map(|m| parse_mac(&super::sanitize::bounded(&m, 64)).map_err(|e| format!("field mac: {e}"))).transpose()?;
     for (i, ns) in p.dns.nameservers.iter().enumerate() {
         ip(&format!("dns.nameservers[{i}]"), ns)?;
+    }
+    if let Some(d) = &p.dns.domain {
+        dns_text("dns.domain", d)?;
+    }
+    for (i, d) in p.dns.search.iter().enumerate() {
+        dns_text(&format!("dns.search[{i}]"), d)?;
+    }
+    for (i, o) in p.dns.options.iter().enumerate() {
+        dns_text(&format!("dns.options[{i}]"), o)?;
     }
     let dns = Dns { nameservers: p.dns.nameservers, domain: p.dns.domain, search: p.dns.search, options: p.dns.options };
     Ok(Plan { requested_ips, routes, mtu: p.mtu, mac, dns })
@@ -158,6 +198,23 @@ mod tests {
             mac: None,
             dns: wit::Dns { nameservers: vec![], domain: None, search: vec![], options: vec![] },
         }
+    }
+
+    #[test]
+    fn plans_past_the_limits_are_refused() {
+        let mut p = wplan(&[]);
+        p.routes = (0..10_000).map(|i| wit::Route { dst: format!("10.{}.{}.0/24", i / 256, i % 256), gw: None }).collect();
+        assert!(plan(p, Some(&ipam())).unwrap_err().contains("field routes: 10000 entries is more than the limit of 32"));
+        let mut p = wplan(&[]);
+        p.dns.nameservers = vec!["10.0.0.53".into(); 9];
+        assert!(plan(p, Some(&ipam())).unwrap_err().contains("dns.nameservers"));
+        let mut p = wplan(&[]);
+        p.dns.search = vec!["x".repeat(300)];
+        assert!(plan(p, Some(&ipam())).unwrap_err().contains("dns.search[0]"));
+        let mut p = wplan(&["1".repeat(1_000_000).as_str()]);
+        p.ips.truncate(1);
+        let err = plan(p, Some(&ipam())).unwrap_err();
+        assert!(err.len() < 200, "a hook's huge value is not echoed whole: {} bytes", err.len());
     }
 
     #[test]

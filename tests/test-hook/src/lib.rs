@@ -2,6 +2,8 @@
 //! - "set-ip" (pre-add): requests `config.ip`
 //! - "drop-port" (post-add): drops the pod's TCP egress to `config.peer` port `config.port`
 //! - "loop": spins forever; "grow": allocates until stopped; "trap": panics; "error": returns an error
+//! - hostile ones: "huge-error" (a 10 MB message), "forge-log" (escape sequences and a line dressed as the
+//!   plugin's), "flood-log" (20 MB of log), "recurse" (unbounded recursion), "many-routes" (10,000 routes)
 
 use serde_json::Value;
 use wasmcni_hooks_sdk::{export_hook, AddResult, Attachment, HookError, Level, Plan, Rule};
@@ -29,14 +31,39 @@ fn misbehave(cfg: &Value) -> Result<(), HookError> {
         }
         "trap" => panic!("test hook asked to trap"),
         "error" => Err(wasmcni_hooks_sdk::error("test hook asked to fail")),
+        "huge-error" => Err(wasmcni_hooks_sdk::error("E".repeat(10 << 20))),
+        "forge-log" => {
+            wasmcni_hooks_sdk::log(Level::Error, "\u{1b}[2J\u{1b}[31mred\nwasmcni[1] +0.001ms error: ADD failed: forged by a hook");
+            Ok(())
+        }
+        "flood-log" => {
+            let line = "x".repeat(1000);
+            for _ in 0..20_000 {
+                wasmcni_hooks_sdk::log(Level::Info, &line);
+            }
+            Ok(())
+        }
+        "recurse" => Err(wasmcni_hooks_sdk::error(format!("{}", recurse(std::hint::black_box(1))))),
         _ => Ok(()),
     }
+}
+
+/// Never returns: small frames on the wasm call stack, until the engine's stack limit stops it.
+#[allow(unconditional_recursion)]
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    std::hint::black_box(recurse(n.wrapping_add(1))) ^ n
 }
 
 impl wasmcni_hooks_sdk::Hook for TestHook {
     fn pre_add(a: Attachment, mut plan: Plan) -> Result<Plan, HookError> {
         let cfg = config(&a);
         misbehave(&cfg)?;
+        if cfg["behavior"] == "many-routes" {
+            plan.routes = (0..10_000u32)
+                .map(|i| wasmcni_hooks_sdk::Route { dst: format!("10.{}.{}.0/24", i / 256, i % 256), gw: None })
+                .collect();
+        }
         if cfg["behavior"] == "set-ip" {
             plan.ips = vec![cfg["ip"].as_str().unwrap_or_default().to_string()];
             wasmcni_hooks_sdk::log(Level::Info, &format!("pod {:?} gets {:?}", a.pod_name, plan.ips));

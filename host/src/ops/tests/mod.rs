@@ -130,10 +130,6 @@ impl Node {
         assert!(self.firewall.state().applied.is_empty(), "rules left: {:?}", self.firewall.state().applied.keys());
     }
 
-    /// The call log from the first line containing `from`, for order assertions.
-    pub fn calls_matching(&self, needles: &[&str]) -> Vec<String> {
-        self.kernel.calls().into_iter().filter(|c| needles.iter().any(|n| c.contains(n))).collect()
-    }
 }
 
 /// Position of the first call containing `needle`.
