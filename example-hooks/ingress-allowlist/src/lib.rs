@@ -6,6 +6,7 @@
 //! ports = [80, 443]                       # tcp
 //! udp_ports = []
 //! from = ["10.0.0.0/8"]                   # default: anywhere
+//! same_subnet = false                     # true: everything from the pod's own subnet is accepted
 //! [hooks.config.namespaces]
 //! monitoring = [9100]                     # replaces `ports` for pods in that namespace
 //! ```
@@ -13,7 +14,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use wasmcni_hooks_sdk::{config, export_hook, parse_cidr, pod, AddResult, Attachment, Hook, HookError, Rule, RuleBuilder};
+use wasmcni_hooks_sdk::{config, export_hook, parse_cidr, pod, pod_addresses, AddResult, Attachment, Hook, HookError, Rule, RuleBuilder};
 
 #[derive(Deserialize)]
 struct Config {
@@ -25,20 +26,28 @@ struct Config {
     from: Vec<String>,
     #[serde(default)]
     namespaces: HashMap<String, Vec<u16>>,
+    #[serde(default)]
+    same_subnet: bool,
 }
 
 pub struct IngressAllowlist;
 
 impl Hook for IngressAllowlist {
-    fn post_add(a: Attachment, _added: AddResult) -> Result<Vec<Rule>, HookError> {
+    fn post_add(a: Attachment, added: AddResult) -> Result<Vec<Rule>, HookError> {
         let cfg: Config = config(&a)?;
+        let mut rules = Vec::new();
+        if cfg.same_subnet {
+            // The pod's own subnet: its neighbours on this network.
+            for ip in pod_addresses(&added) {
+                rules.push(RuleBuilder::ingress().peer(parse_cidr(&ip.address)?.to_string()).accept());
+            }
+        }
         let tcp = cfg.namespaces.get(pod(&a).0).unwrap_or(&cfg.ports);
         let peers: Vec<Option<String>> = if cfg.from.is_empty() {
             vec![None]
         } else {
             cfg.from.iter().map(|c| parse_cidr(c).map(|n| Some(n.to_string()))).collect::<Result<_, _>>()?
         };
-        let mut rules = Vec::new();
         for peer in &peers {
             let base = || match peer {
                 Some(p) => RuleBuilder::ingress().peer(p.clone()),
@@ -69,6 +78,16 @@ mod tests {
         assert_eq!(rules.len(), 3);
         assert_eq!(rules[1].ports, Some(PortRange { start: 443, end: 443 }));
         assert_eq!((rules[2].protocol, rules[2].action, rules[2].ports), (Protocol::Any, Action::Drop, None));
+    }
+
+    #[test]
+    fn the_own_subnet_is_found_on_the_pod_interface_in_both_modes() {
+        let a = || attachment().config(json!({"same_subnet": true})).build();
+        for r in [result(), result().bridge("cni0")] {
+            let rules = IngressAllowlist::post_add(a(), r.ip("10.22.0.5/24", "10.22.0.1").build()).unwrap();
+            assert_eq!(rules[0].peer.as_deref(), Some("10.22.0.0/24"));
+            assert_eq!(rules[0].action, Action::Accept);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
-use crate::{Action, Attachment, Direction, HookError, PortRange, Protocol, Rule};
+use crate::{Action, AddResult, Attachment, Direction, HookError, IpConfig, PortRange, Protocol, Rule};
 
 pub fn error(message: impl Into<String>) -> HookError {
     HookError { message: message.into() }
@@ -20,6 +20,13 @@ pub fn config<T: DeserializeOwned>(a: &Attachment) -> Result<T, HookError> {
 /// (namespace, name) of the pod, empty strings when the runtime did not say (not kubelet).
 pub fn pod(a: &Attachment) -> (&str, &str) {
     (a.pod_namespace.as_deref().unwrap_or_default(), a.pod_name.as_deref().unwrap_or_default())
+}
+
+/// The pod's own addresses in an ADD result: those on the interface that has a sandbox (the pod's end). Read
+/// them this way rather than by a fixed `iface` index: a bridge network's result lists the bridge first.
+pub fn pod_addresses(r: &AddResult) -> Vec<&IpConfig> {
+    let pod = r.interfaces.iter().position(|i| i.sandbox.is_some()).map(|i| i as u32);
+    r.ips.iter().filter(|ip| pod.is_some() && ip.iface == pod).collect()
 }
 
 pub fn parse_cidr(s: &str) -> Result<IpNet, HookError> {

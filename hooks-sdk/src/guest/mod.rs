@@ -19,7 +19,7 @@ pub use bindings::wasmcni::hook::types::{
     Action, AddResult, Attachment, Direction, Dns, HookError, Iface, IpConfig, Level, Plan, PortRange, Protocol,
     Route, Rule,
 };
-pub use helpers::{config, error, in_any, parse_cidr, pod, RuleBuilder};
+pub use helpers::{config, error, in_any, parse_cidr, pod, pod_addresses, RuleBuilder};
 pub use ipnet::IpNet;
 
 /// A hook. Implement the stages you need; the others change nothing.

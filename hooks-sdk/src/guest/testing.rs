@@ -82,36 +82,65 @@ pub fn plan() -> Plan {
     Plan { ips: vec![], routes: vec![], mtu: None, mac: None, dns: empty_dns() }
 }
 
-pub struct ResultBuilder(AddResult);
+pub struct ResultBuilder {
+    bridge: Option<String>,
+    addresses: Vec<(String, String)>,
+    routes: Vec<Route>,
+    dns: Dns,
+}
 
-/// A result like the plugin's: host veth and pod interface, no addresses yet (add them with `ip`).
+/// A result like the plugin's for a routed (ptp) network: host veth and pod interface, no addresses yet
+/// (add them with `ip`). `bridge` makes it a bridge network's: the bridge comes first, as on the node.
 pub fn result() -> ResultBuilder {
-    ResultBuilder(AddResult {
-        interfaces: vec![
-            Iface { name: "wcni0123456789a".into(), mac: "02:00:00:00:00:01".into(), sandbox: None },
-            Iface { name: "eth0".into(), mac: "02:00:00:00:00:02".into(), sandbox: Some("/var/run/netns/test".into()) },
-        ],
-        ips: vec![],
-        routes: vec![],
-        dns: empty_dns(),
-    })
+    ResultBuilder { bridge: None, addresses: vec![], routes: vec![], dns: empty_dns() }
 }
 
 impl ResultBuilder {
+    /// A bridge-mode network's result: interfaces are [bridge, host veth, pod], so the pod is index 2.
+    pub fn bridge(mut self, name: &str) -> Self {
+        self.bridge = Some(name.into());
+        self
+    }
     /// Adds an address ("10.22.0.5/24") with its gateway on the pod interface.
     pub fn ip(mut self, address: &str, gateway: &str) -> Self {
-        self.0.ips.push(IpConfig { address: address.into(), gateway: Some(gateway.into()), iface: Some(1) });
+        self.addresses.push((address.into(), gateway.into()));
         self
     }
     pub fn route(mut self, dst: &str, gw: Option<&str>) -> Self {
-        self.0.routes.push(Route { dst: dst.into(), gw: gw.map(String::from) });
+        self.routes.push(Route { dst: dst.into(), gw: gw.map(String::from) });
         self
     }
     pub fn nameserver(mut self, ns: &str) -> Self {
-        self.0.dns.nameservers.push(ns.into());
+        self.dns.nameservers.push(ns.into());
         self
     }
     pub fn build(self) -> AddResult {
-        self.0
+        let iface = |name: &str, mac: &str, sandbox: Option<&str>| Iface { name: name.into(), mac: mac.into(), sandbox: sandbox.map(String::from) };
+        // The plugin's own layout (crate::layout), so `iface` indexes here are the ones a node gives.
+        let (interfaces, pod) = crate::layout::interfaces(
+            self.bridge.as_deref().map(|b| iface(b, "02:00:00:00:00:03", None)),
+            iface("wcni0123456789a", "02:00:00:00:00:01", None),
+            iface("eth0", "02:00:00:00:00:02", Some("/var/run/netns/test")),
+        );
+        let ips = self
+            .addresses
+            .into_iter()
+            .map(|(address, gateway)| IpConfig { address, gateway: Some(gateway), iface: Some(pod) })
+            .collect();
+        AddResult { interfaces, ips, routes: self.routes, dns: self.dns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pod_interface_is_where_the_plugin_puts_it() {
+        let ptp = super::result().ip("10.0.0.5/24", "10.0.0.1").build();
+        assert_eq!(ptp.ips[0].iface, Some(1));
+        assert_eq!(ptp.interfaces[1].name, "eth0");
+        let br = super::result().bridge("cni0").ip("10.0.0.5/24", "10.0.0.1").build();
+        assert_eq!(br.ips[0].iface, Some(2));
+        assert_eq!(br.interfaces[0].name, "cni0");
+        assert_eq!(br.interfaces[2].sandbox.as_deref(), Some("/var/run/netns/test"));
     }
 }
