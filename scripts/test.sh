@@ -15,6 +15,9 @@ bash example-hooks/build.sh >/dev/null
 echo "==> cargo test: unit tests, then the kernel end-to-end suite (real kernel, own namespaces)"
 cargo test --locked --features wasmcni/e2e 2>&1
 
+echo "==> soak: 200 random ADD/DEL/GC with kills at crash points and from outside, then an audit of leftovers"
+bash scripts/soak.sh 200
+
 echo "==> the README's demo, on the debug build (its output only if it fails)"
 WASMCNI_BIN=target/debug/wasmcni bash scripts/demo.sh > target/demo.log 2>&1 || { cat target/demo.log; exit 1; }
 grep "^nothing:" target/demo.log

@@ -23,6 +23,8 @@ pub mod code {
     pub const CHECK_FAILED: u32 = 105;
     pub const INTERNAL: u32 = 106;
     pub const ADDRESS_UNAVAILABLE: u32 = 107;
+    /// A delegated plugin failed without a CNI error object (the message says so).
+    pub const DELEGATE_GAVE_NO_CODE: u32 = 999;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +92,6 @@ impl Error {
             Error::Netlink(_) | Error::Conflict(_) => code::NETLINK,
             Error::Duplicate(_) => code::IPAM_DUPLICATE,
             Error::Ipam(I::Exhausted { .. }) => code::IPAM_EXHAUSTED,
-            Error::Ipam(I::Duplicate { .. }) => code::IPAM_DUPLICATE,
             Error::Ipam(I::Config(_)) => code::INVALID_CONFIG,
             Error::Ipam(I::Unavailable(_)) => code::ADDRESS_UNAVAILABLE,
             Error::Ipam(I::Io { .. }) => code::IO,

@@ -61,7 +61,8 @@ fn static_ipam_and_plugin_errors_pass_through() {
 
     let missing = delegated(&node, json!({"type": "no-such-ipam"}));
     let err = node.cni("ADD", &missing, "st2", Some(&pod.path()), "eth0").err().clone();
-    assert!(err["msg"].as_str().unwrap().contains("not found in CNI_PATH"), "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("no IPAM plugin \"no-such-ipam\" in CNI_PATH"), "{err}");
+    assert_eq!(err["code"], 7, "a missing IPAM plugin is a config error");
     let bad = delegated(&node, json!({"type": "static", "addresses": [{"address": "not-an-ip"}]}));
     let err = node.cni("ADD", &bad, "st3", Some(&pod.path()), "eth0").err().clone();
     assert!(err["msg"].as_str().unwrap().contains("IPAM plugin static failed"), "{err}");
@@ -170,4 +171,51 @@ fn gc_keeps_going_past_a_failing_step_and_keeps_that_record_for_a_retry() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].contains("stuck"), "the failed attachment keeps its record for the retry: {records:?}");
     assert!(node.host_veths().is_empty(), "both veths go (only the IPAM step failed)");
+}
+
+/// Debian's host-local speaks up to 1.0.0: a 1.1.0 network calls it in 1.0.0 and converts its result.
+#[test]
+fn a_1_1_network_speaks_1_0_to_host_local() {
+    let node = Node::new("10.99.0.0/24");
+    let pod = Ns::new("pod");
+    let data = node.dir.path().join("host-local");
+    let mut conf = delegated(&node, json!({"type": "host-local", "subnet": "10.99.0.0/24", "dataDir": data}));
+    conf["cniVersion"] = json!("1.1.0");
+    let res = node.cni("ADD", &conf, "hl11", Some(&pod.path()), "eth0").ok().clone();
+    assert_eq!(res["cniVersion"], "1.1.0", "the runtime gets the version it asked for");
+    assert!(res["interfaces"][0].get("mtu").is_some(), "in 1.1.0's shape");
+    assert!(pod.ping("10.99.0.1"));
+    let log = std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap();
+    assert!(log.contains("IPAM plugin host-local speaks up to 1.0.0; calling it in 1.0.0"), "{log}");
+    node.cni("CHECK", &conf, "hl11", Some(&pod.path()), "eth0").succeeded();
+    node.cni("DEL", &conf, "hl11", Some(&pod.path()), "eth0").succeeded();
+    assert!(host_local_files(&data.join(&node.network)).is_empty());
+    node.assert_clean();
+}
+
+#[test]
+fn a_misspelled_ipam_type_is_a_config_error_with_a_suggestion() {
+    let node = Node::new("10.100.0.0/24");
+    let pod = Ns::new("pod");
+    let conf = delegated(&node, json!({"type": "built-in", "subnet": "10.100.0.0/24"}));
+    let e = node.cni("ADD", &conf, "typo", Some(&pod.path()), "eth0").err().clone();
+    assert_eq!(e["code"], 7, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("no IPAM plugin \"built-in\" in CNI_PATH (/usr/lib/cni)") && msg.contains("did you mean \"builtin\"?"), "{msg}");
+    assert!(!msg.contains("Some(") && !msg.contains("Invocation"), "no Debug output: {msg}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_failed_ipam_add_says_it_reserved_nothing_and_no_rollback_failed() {
+    let node = Node::new("10.101.0.0/24");
+    let pod = Ns::new("pod");
+    // host-local refuses a range outside its subnet: its ADD fails before it reserves.
+    let conf = delegated(&node, json!({"type": "host-local", "subnet": "10.101.0.0/24", "rangeStart": "10.200.0.5",
+        "dataDir": node.dir.path().join("host-local")}));
+    let e = node.cni("ADD", &conf, "hlbad", Some(&pod.path()), "eth0").err().clone();
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("IPAM plugin host-local failed") && msg.contains("it reserved nothing"), "{msg}");
+    assert!(!msg.contains("rollback also failed") && e.get("details").is_none(), "{e}");
+    node.assert_clean();
 }

@@ -9,6 +9,7 @@ mod cli;
 mod delegated;
 mod dualstack;
 mod connectivity;
+mod crash;
 mod examples;
 mod failures;
 mod hooks;

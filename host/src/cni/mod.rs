@@ -4,4 +4,5 @@ pub mod conf;
 pub mod reply;
 pub mod request;
 pub mod result;
+pub mod suggest;
 pub mod version;

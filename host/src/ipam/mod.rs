@@ -22,8 +22,6 @@ pub enum Error {
     Config(String),
     #[error("no free address left in {ranges} on network {network}: the pool is exhausted (free addresses with DEL/GC or use a larger range)")]
     Exhausted { network: String, ranges: String },
-    #[error("container {container_id} ifname {ifname} already has {ip} on network {network}: duplicate ADD (a previous DEL did not run; DEL it first)")]
-    Duplicate { network: String, container_id: String, ifname: String, ip: IpAddr },
     #[error("{0}")]
     Unavailable(String),
     #[error("ipam store {path}: {source}")]
@@ -48,10 +46,9 @@ pub fn reserve(
     ifname: &str,
     requested: &[IpAddr],
 ) -> Result<Vec<Reserved>, Error> {
+    // No duplicate scan of every reservation (that grew with the node): the attachment record answers
+    // "is this attachment already there?" before ADD gets here.
     let store = Store::open(&cfg.data_dir, network)?;
-    if let Some(ip) = store.find(id, ifname)?.into_iter().next() {
-        return Err(Error::Duplicate { network: network.into(), container_id: id.into(), ifname: ifname.into(), ip });
-    }
     for ip in requested {
         if !cfg.ranges.iter().flatten().any(|r| r.contains(*ip)) {
             return Err(Error::Unavailable(format!("requested address {ip} is outside the ranges of network {network}")));
@@ -108,13 +105,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserve_is_all_or_nothing_and_refuses_duplicates() {
+    fn reserve_is_all_or_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = IpamConfig::parse(&json!({"subnet":"10.9.0.0/30","dataDir":tmp.path()})).unwrap();
         let got = reserve(&cfg, "n", "c1", "eth0", &[]).unwrap();
         assert_eq!(got[0].ip.to_string(), "10.9.0.2");
-        let dup = reserve(&cfg, "n", "c1", "eth0", &[]).unwrap_err();
-        assert!(matches!(dup, Error::Duplicate { .. }), "{dup}");
         let full = reserve(&cfg, "n", "c2", "eth0", &[]).unwrap_err();
         assert!(matches!(full, Error::Exhausted { .. }), "{full}");
         assert!(full.to_string().contains("exhausted"));

@@ -26,6 +26,7 @@ impl IpamMode {
                     netns: req.netns.clone(),
                     args: req.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"),
                     conf: req.raw_conf.clone(),
+                    version: None,
                 },
                 // Only ADD validates hook plans against them.
                 ranges: adding.then(|| IpamConfig::load(raw, ip_ranges, true).ok()).flatten(),

@@ -1,8 +1,8 @@
 //! Reservations on disk in host-local's layout: `<dataDir>/<network>/<ip>` holding "id\r\nifname",
 //! `last_reserved_ip.<set index>`, and a `lock` file taken with flock for the whole read-modify-write.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File};
+use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::Error;
 
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
+const TEMP_PREFIX: &str = ".reserving.";
 const LINE_BREAK: &str = "\r\n";
 
 /// An open, exclusively locked network directory. The lock is released on drop.
@@ -48,27 +49,53 @@ impl Store {
         fs::read_to_string(self.dir.join(format!("{LAST_IP_PREFIX}{set_index}"))).ok()?.trim().parse().ok()
     }
 
-    /// Creates the reservation file exclusively; Ok(false) if another container holds the address.
+    /// Creates the reservation file exclusively, owner inside before it is visible: the owner goes into a
+    /// temporary file named after the attachment, which is then hard-linked to the address's name (which
+    /// fails if another container holds it). A writer killed midway leaves only that temporary file, which
+    /// DEL of the attachment or GC removes. Ok(false) if another container holds the address.
     pub fn reserve(&self, ip: IpAddr, id: &str, ifname: &str, set_index: usize) -> Result<bool, Error> {
         let path = self.dir.join(ip.to_string());
-        let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => f,
+        let tmp = self.temp_path(id, ifname);
+        fs::write(&tmp, format!("{}{LINE_BREAK}{ifname}", id.trim())).map_err(io_err(&tmp))?;
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(io_err(&path)(e)),
-        };
-        if let Err(e) = f.write_all(format!("{}{LINE_BREAK}{ifname}", id.trim()).as_bytes()) {
-            let _ = fs::remove_file(&path);
-            return Err(io_err(&path)(e));
         }
         let last = self.dir.join(format!("{LAST_IP_PREFIX}{set_index}"));
         fs::write(&last, ip.to_string()).map_err(io_err(&last))?;
         Ok(true)
     }
 
+    /// Where a reservation of `id`/`ifname` is written before it is linked into place. Dot files are not
+    /// addresses: host-local and our listing skip them.
+    fn temp_path(&self, id: &str, ifname: &str) -> PathBuf {
+        self.dir.join(format!("{TEMP_PREFIX}{}@{ifname}", id.trim()))
+    }
+
+    /// Removes what a reservation of `id`/`ifname` killed midway left (no directory listing needed).
+    pub fn sweep_temp(&self, id: &str, ifname: &str) {
+        let _ = fs::remove_file(self.temp_path(id, ifname));
+    }
+
+    /// Removes every temporary file a killed reservation left (GC: nobody reserves meanwhile, we hold the
+    /// store's lock). Returns how many.
+    pub fn sweep_all_temps(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return 0 };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .filter(|e| fs::remove_file(e.path()).is_ok())
+            .count()
+    }
+
     /// Removes every reservation of this container and interface; returns what was released. With the
     /// addresses known (`ips`, from the record) only their files are read, each checked to be still this
     /// attachment's; without them every file is (host-local's layout has no index).
     pub fn release(&self, id: &str, ifname: &str, ips: &[IpAddr]) -> Result<Vec<IpAddr>, Error> {
+        self.sweep_temp(id, ifname);
         let held: Vec<IpAddr> = if ips.is_empty() {
             self.find(id, ifname)?
         } else {
@@ -154,6 +181,22 @@ mod tests {
         assert!(store.reserve(ip("10.0.0.2"), "ctr2", "eth0", 0).unwrap());
         assert!(store.release("ctr1", "eth0", &[ip("10.0.0.2")]).unwrap().is_empty());
         assert_eq!(store.release("ctr2", "eth0", &[ip("10.0.0.2")]).unwrap(), vec![ip("10.0.0.2")]);
+    }
+
+    #[test]
+    fn a_reservation_is_never_visible_half_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), "net").unwrap();
+        // What a writer killed before the link leaves: only the temporary file, which is no address.
+        fs::write(tmp.path().join("net/.reserving.ctr1@eth0"), "ctr1\r\neth0").unwrap();
+        assert!(store.list().unwrap().is_empty());
+        assert!(store.reserve(ip("10.0.0.2"), "ctr1", "eth0", 0).unwrap(), "a retry overwrites its own leftover");
+        assert!(!tmp.path().join("net/.reserving.ctr1@eth0").exists());
+        fs::write(tmp.path().join("net/.reserving.ctr1@eth0"), "x").unwrap();
+        store.release("ctr1", "eth0", &[]).unwrap();
+        assert!(!tmp.path().join("net/.reserving.ctr1@eth0").exists(), "DEL sweeps it");
+        fs::write(tmp.path().join("net/.reserving.ctr9@eth0"), "x").unwrap();
+        assert_eq!(store.sweep_all_temps(), 1);
     }
 
     #[test]

@@ -111,6 +111,10 @@ fn sweep_reservations(data_dir: &Path, network: &str, kept: &Kept) -> Vec<String
         Ok(None) => return Vec::new(),
         Err(e) => return vec![e.to_string()],
     };
+    let swept = store.sweep_all_temps();
+    if swept > 0 {
+        log::info!("gc: removed {swept} half-written reservation(s) of killed ADDs");
+    }
     let held = match store.list() {
         Ok(held) => held,
         Err(e) => return vec![e.to_string()],

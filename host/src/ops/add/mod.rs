@@ -135,8 +135,22 @@ impl Adding<'_> {
         Ok(plan)
     }
 
+    /// Recorded before anything is reserved: a killed ADD leaves a record that DEL and GC replay.
     fn reserve(&mut self, plan: Plan) -> Result<(Plan, Vec<Reserved>)> {
-        let (plan, reserved) = reserve::reserve(self.req, self.ipam, plan, &mut self.record.undo)?;
+        let (how, undo) = reserve::prepare(self.req, self.ipam, &plan)?;
+        self.record.undo.push(undo);
+        self.write_record()?;
+        let (plan, reserved) = match reserve::reserve(self.req, &how, plan) {
+            Ok(r) => r,
+            Err(e) => {
+                // A plugin's failed ADD reserved nothing: no DEL of it to run, and none to fail.
+                if matches!(&e, Error::Ipam(crate::ipam::Error::Delegated { .. })) {
+                    self.record.undo.pop();
+                }
+                return Err(e);
+            }
+        };
+        reserve::fill_in(self.record.undo.last_mut().expect("pushed above"), &reserved);
         let ips: Vec<String> = reserved.iter().map(|r| r.ip.to_string()).collect();
         log::info!("{}/{}: reserved {}", self.req.container_id, self.req.ifname, ips.join(", "));
         Ok((plan, reserved))
@@ -195,9 +209,14 @@ impl Adding<'_> {
             self.record.undo.push(Undo::Firewall { backend: *backend, rules: rules.clone() });
         }
         self.record.undo.push(Undo::DeleteHostLink { name: self.record.host_veth.clone(), if_alias: None });
+        self.write_record()?;
+        log::debug!("step: intent recorded");
+        Ok(())
+    }
+
+    fn write_record(&mut self) -> Result<()> {
         self.record.write(&self.state_dir)?;
         self.recorded = true;
-        log::debug!("step: intent recorded");
         Ok(())
     }
 

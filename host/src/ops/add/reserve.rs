@@ -1,29 +1,36 @@
 //! ADD's reserve phase: addresses from the built-in IPAM, or from an IPAM plugin through the spec's
-//! delegation protocol. Each pushes its undo before it reserves.
+//! delegation protocol. `prepare` gives the undo step first, so it is recorded before anything is reserved.
 
 use crate::cni::request::Request;
 use crate::cni::result::CniResult;
 use crate::error::{Error, Result};
-use crate::ipam::{self, IpamMode, Reserved};
+use crate::ipam::delegate::Invocation;
+use crate::ipam::{self, IpamConfig, IpamMode, Reserved};
 use crate::ops::undo::Undo;
 use crate::plan::Plan;
 
-pub fn reserve(req: &Request, ipam: &IpamMode, mut plan: Plan, undo: &mut Vec<Undo>) -> Result<(Plan, Vec<Reserved>)> {
-    let (id, ifname, network) = (&req.container_id, &req.ifname, &req.conf.name);
-    let reserved = match ipam {
-        IpamMode::Builtin(cfg) => {
-            // Pushed after: a refused reservation (a duplicate) must not release the holder's addresses. A
-            // crash in between leaves files that DEL by name and GC's sweep find.
-            let reserved = ipam::reserve(cfg, network, id, ifname, &plan.requested_ips)?;
-            undo.push(Undo::ReleaseIps {
+/// How this ADD reserves.
+pub enum Reservation<'a> {
+    Builtin(&'a IpamConfig),
+    /// The plugin call, with the addresses the plan requests as the "ips" capability.
+    Plugin(Invocation),
+}
+
+/// The reservation and its undo (idempotent: releasing what is not held is a no-op). A plugin is asked
+/// which CNI version to speak now, so its DEL (from the record) needs no second question.
+pub fn prepare<'a>(req: &Request, ipam: &'a IpamMode, plan: &Plan) -> Result<(Reservation<'a>, Undo)> {
+    Ok(match ipam {
+        IpamMode::Builtin(cfg) => (
+            Reservation::Builtin(cfg),
+            // The addresses are filled in once known; until then the attachment's own, found by scanning.
+            Undo::ReleaseIps {
                 data_dir: cfg.data_dir.clone(),
-                network: network.clone(),
-                container_id: id.clone(),
-                ifname: ifname.clone(),
-                ips: reserved.iter().map(|r| r.ip).collect(),
-            });
-            reserved
-        }
+                network: req.conf.name.clone(),
+                container_id: req.container_id.clone(),
+                ifname: req.ifname.clone(),
+                ips: Vec::new(),
+            },
+        ),
         IpamMode::Plugin { invocation, ranges } => {
             let mut inv = invocation.clone();
             if !plan.requested_ips.is_empty() {
@@ -36,10 +43,27 @@ pub fn reserve(req: &Request, ipam: &IpamMode, mut plan: Plan, undo: &mut Vec<Un
                     .collect();
                 inv.conf["runtimeConfig"]["ips"] = serde_json::json!(ips);
             }
-            // Pushed first: the plugin's DEL is idempotent, and an ADD that fails half-way must be undone.
-            undo.push(Undo::DelegatedIpam { invocation: inv.clone() });
+            inv.negotiate()?;
+            let undo = Undo::DelegatedIpam { invocation: inv.clone() };
+            (Reservation::Plugin(inv), undo)
+        }
+    })
+}
+
+pub fn reserve(req: &Request, how: &Reservation, mut plan: Plan) -> Result<(Plan, Vec<Reserved>)> {
+    let (id, ifname, network) = (&req.container_id, &req.ifname, &req.conf.name);
+    let reserved = match how {
+        Reservation::Builtin(cfg) => ipam::reserve(cfg, network, id, ifname, &plan.requested_ips)?,
+        Reservation::Plugin(inv) => {
             let out = inv
-                .exec("ADD")?
+                .exec("ADD")
+                .map_err(|e| match e {
+                    // Spec: a plugin whose ADD fails leaves nothing behind; say so rather than suggest a leak.
+                    ipam::Error::Delegated { plugin, code, msg } => {
+                        Error::Ipam(ipam::Error::Delegated { plugin, code, msg: format!("{msg} (its ADD failed, so it reserved nothing)") })
+                    }
+                    other => Error::Ipam(other),
+                })?
                 .ok_or_else(|| Error::Ipam(ipam::Error::Unavailable(format!("IPAM plugin {} printed no result", inv.plugin))))?;
             let result = CniResult::from_json(&out)?;
             let extra: Vec<_> = result.routes.iter().filter(|r| !plan.routes.iter().any(|p| p.dst == r.dst)).cloned().collect();
@@ -51,6 +75,13 @@ pub fn reserve(req: &Request, ipam: &IpamMode, mut plan: Plan, undo: &mut Vec<Un
         }
     };
     Ok((plan, reserved))
+}
+
+/// Now that the addresses are known, DEL reads just their files.
+pub fn fill_in(step: &mut Undo, reserved: &[Reserved]) {
+    if let Undo::ReleaseIps { ips, .. } = step {
+        *ips = reserved.iter().map(|r| r.ip).collect();
+    }
 }
 
 /// Turns an IPAM plugin's result into reservations: one address per entry, each needing a gateway.
