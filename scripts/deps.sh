@@ -37,3 +37,24 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "==> rustup target add wasm32-wasip2"
     rustup target add wasm32-wasip2
 fi
+
+# The Kubernetes test (scripts/k8s-test.sh): static plugin and agent binaries for the image FROM scratch
+# (musl: rustup's target plus Debian's musl-tools for ring's C parts), `file` to check they are static,
+# and kubernetes-validate for the manifests in deploy/.
+need_k8s=()
+command -v musl-gcc >/dev/null 2>&1 || need_k8s+=(musl-tools)
+command -v file >/dev/null 2>&1 || need_k8s+=(file)
+if [ ${#need_k8s[@]} -gt 0 ]; then
+    echo "==> installing ${need_k8s[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_k8s[@]}" >/dev/null
+fi
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    echo "==> rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl
+fi
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "==> pip install kubernetes-validate"
+    python3 -m pip install -q kubernetes-validate
+fi

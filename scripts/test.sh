@@ -25,6 +25,10 @@ grep "^nothing:" target/demo.log
 echo "==> podman 4.3 (CNI backend) as a client of wasmcni, in its own node netns"
 WASMCNI_BIN=target/debug/wasmcni bash tests/podman/run.sh
 
+echo "==> Kubernetes without a cluster: three nodes with the agent on a real kernel, deploy/ validated, the image built and its install run"
+cargo build --locked -q -p wasmcni-agent
+WASMCNI_BIN=target/debug/wasmcni AGENT_BIN=target/debug/wasmcni-agent bash scripts/k8s-test.sh
+
 echo "==> native unit tests of the examples not in Rust (the Rust ones ran under cargo test)"
 for t in example-hooks/*/test.sh; do bash "$t"; done
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod firewall;
 pub mod fsutil;
 pub mod hooks;
+pub mod install;
 pub mod ipam;
 pub mod logging;
 pub mod naming;

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::ops::dispatch;
 
 mod hook;
+use crate::install;
 
 #[derive(Parser)]
 #[command(name = "wasmcni", version, about = "CNI plugin with WebAssembly hooks. Runtimes exec it with CNI_COMMAND set; \
@@ -31,6 +32,10 @@ enum Cmd {
     /// Hook tools: precompile into the cache.
     #[command(subcommand)]
     Hook(hook::HookCmd),
+    /// Put the plugin on this node: binary, hooks, hook cache, then the conflist last (atomically).
+    Install(install::args::InstallArgs),
+    /// Remove exactly what install wrote (per its record).
+    Uninstall(install::args::UninstallArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +81,8 @@ pub fn main(argv: Vec<String>, binary_name: &str) -> i32 {
     let result = match cli.command {
         Cmd::Exec(args) => exec(args, binary_name),
         Cmd::Hook(cmd) => hook::run(cmd),
+        Cmd::Install(args) => install::args::run_install(args),
+        Cmd::Uninstall(args) => install::args::run_uninstall(args),
         Cmd::Version => {
             println!("wasmcni {} (CNI {})", env!("CARGO_PKG_VERSION"), crate::cni::version::SUPPORTED.join(", "));
             Ok(0)
