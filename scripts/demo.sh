@@ -39,12 +39,12 @@ ip -n "$UP" addr add 203.0.113.10/32 dev lo   # "the internet"; it has no route 
 cat > "$work/10-demo.conflist" <<JSON
 {"cniVersion": "1.1.0", "name": "demo", "plugins": [{
   "type": "wasmcni", "ipMasq": true, "mtu": 1450,
-  "stateDir": "$work/state", "logFile": "$work/wasmcni.log", "logLevel": "info",
+  "stateDir": "$work/state", "runDir": "$work/run", "logFile": "$work/wasmcni.log", "logLevel": "info",
   "ipam": {"type": "builtin", "subnet": "10.88.0.0/24", "dataDir": "$work/ipam"}}]}
 JSON
 # What a runtime sends on stdin: the plugin's entry with the list's cniVersion and name.
 plugin_conf='{"cniVersion":"1.1.0","name":"demo","type":"wasmcni","ipMasq":true,"mtu":1450,'
-plugin_conf+="\"stateDir\":\"$work/state\",\"logFile\":\"$work/wasmcni.log\",\"logLevel\":\"info\","
+plugin_conf+="\"stateDir\":\"$work/state\",\"runDir\":\"$work/run\",\"logFile\":\"$work/wasmcni.log\",\"logLevel\":\"info\","
 plugin_conf+="\"ipam\":{\"type\":\"builtin\",\"subnet\":\"10.88.0.0/24\",\"dataDir\":\"$work/ipam\"}}"
 
 cni() { # COMMAND POD CONTAINER_ID

@@ -30,7 +30,7 @@ ip -n "$NODE" link set lo up
 for i in $(seq 0 $((PODS - 1))); do ip netns add "$tag-p$i"; done
 
 conf=$(cat <<JSON
-{"cniVersion":"1.1.0","name":"soak","type":"wasmcni","ipMasq":true,"stateDir":"$work/state",
+{"cniVersion":"1.1.0","name":"soak","type":"wasmcni","ipMasq":true,"stateDir":"$work/state","runDir":"$work/run",
  "logFile":"$work/wasmcni.log","logLevel":"info",
  "ipam":{"type":"builtin","subnet":"10.66.0.0/24","dataDir":"$work/ipam"},
  "hooks":[{"name":"guard","module":"$HOOK","stages":["post-add","del"],

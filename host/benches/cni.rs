@@ -129,6 +129,7 @@ fn main() {
     let ours_conf = |hooks: bool| {
         let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": "wasmcni", "ipMasq": true,
             "stateDir": dir.path().join("state"),
+            "runDir": dir.path().join("run"),
             "ipam": {"type": "builtin", "subnet": SUBNET, "dataDir": dir.path().join("ipam-ours")}});
         if hooks {
             let drop = |port: u16| json!({"behavior": "drop-port", "peer": "203.0.113.0/24", "port": port});

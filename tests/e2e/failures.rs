@@ -71,3 +71,43 @@ fn errors_from_the_real_binary_have_spec_codes() {
     node.assert_clean();
     assert_eq!(pod.links().lines().count(), 1, "only lo: {}", pod.links());
 }
+
+#[test]
+fn a_netns_that_is_not_a_netns_and_a_taken_requested_address_have_their_codes() {
+    let node = Node::new("10.75.0.0/24");
+    let pod = Ns::new("pod");
+    let e = node.cni("ADD", &node.conf("1.0.0"), "x", Some(std::path::Path::new("/etc/hostname")), "eth0").err().clone();
+    assert_eq!(e["code"], 4, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("CNI_NETNS: /etc/hostname is not a network namespace"), "{e}");
+    node.assert_clean();
+
+    let mut want = node.conf("1.0.0");
+    want["runtimeConfig"] = json!({"ips": ["10.75.0.9/24"]});
+    node.cni("ADD", &want, "first", Some(&pod.path()), "eth0").ok();
+    let other = Ns::new("pod2");
+    let e = node.cni("ADD", &want, "second", Some(&other.path()), "eth0").err().clone();
+    assert_eq!(e["code"], 107, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("requested address 10.75.0.9 is already reserved"), "{e}");
+    node.cni("DEL", &want, "first", Some(&pod.path()), "eth0").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn a_pod_subnet_overlapping_the_nodes_uplink_is_refused_and_status_says_why() {
+    // The node's uplink is 192.0.2.1/24: pods in 192.0.2.0/24 would shadow its neighbours.
+    let node = Node::new("192.0.2.0/24");
+    let pod = Ns::new("pod");
+    let e = node.add(&pod, "overlap").err().clone();
+    assert_eq!(e["code"], 100, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("the pod network overlaps the node's own") && msg.contains("a subnet the node reaches directly (on uplink)"), "{msg}");
+    node.assert_clean();
+    let mut status = node.conf("1.1.0");
+    status["cniVersion"] = json!("1.1.0");
+    let e = node.cni("STATUS", &status, "", None, "").err().clone();
+    assert_eq!(e["code"], 50, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("pod subnet 192.0.2.0/24 overlaps the node's address 192.0.2.1/24 on uplink"), "{e}");
+    // A subnet of its own is fine for both.
+    let fine = Node::new("10.76.0.0/24");
+    fine.cni("STATUS", &fine.conf("1.1.0"), "", None, "").succeeded();
+}

@@ -101,8 +101,13 @@ fn check_passes_then_names_what_was_removed() {
     let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
     assert!(err["msg"].as_str().unwrap().contains(&format!("address {addr} is missing")), "{err}");
 
-    // The masquerade chain, the reservation and the host veth (which takes the pod's eth0 with it).
+    // A flushed masquerade chain: the chain is there, its rules are not.
     let chain = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "chk");
+    assert!(node.ns.exec(&["iptables", "-t", "nat", "-F", &chain]).status.success());
+    let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
+    assert!(err["msg"].as_str().unwrap().contains(&format!("masquerade chain {chain} has no MASQUERADE rule (flushed?)")), "{err}");
+
+    // The masquerade chain, the reservation and the host veth (which takes the pod's eth0 with it).
     let saved = node.ns.iptables_save();
     let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap();
     // The jump carries a quoted comment: delete it as iptables-save printed it, through iptables-restore.

@@ -199,6 +199,7 @@ impl Node {
             "ipMasq": true,
             "mtu": 1400,
             "stateDir": self.state_dir(),
+            "runDir": self.dir.path().join("run"),
             "logFile": self.dir.path().join("wasmcni.log"),
             "logLevel": "debug",
             "ipam": {"type": "builtin", "subnet": self.subnet, "dataDir": self.ipam_dir()},

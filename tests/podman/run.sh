@@ -214,7 +214,7 @@ ln "$bin" "$T/cni-bin/wasmcni" 2>/dev/null || ln -s "$bin" "$T/cni-bin/wasmcni"
 ln -s /usr/lib/cni/portmap "$T/cni-bin/portmap"
 cat > "$T/net.d/$NET.conflist" <<EOF
 {"cniVersion":"1.0.0","name":"$NET","plugins":[
-  {"type":"wasmcni","ipMasq":true,"stateDir":"$T/state","logFile":"$T/wasmcni.log","logLevel":"debug",
+  {"type":"wasmcni","ipMasq":true,"stateDir":"$T/state","runDir":"$T/run","logFile":"$T/wasmcni.log","logLevel":"debug",
    "ipam":{"type":"builtin","subnet":"10.89.0.0/24","dataDir":"$T/ipam"}},
   {"type":"portmap","capabilities":{"portMappings":true}}]}
 EOF

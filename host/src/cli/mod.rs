@@ -61,6 +61,14 @@ struct ExecArgs {
     /// CNI_PATH for delegated plugins.
     #[arg(long, default_value = "/opt/cni/bin")]
     cni_path: String,
+    /// GC: an attachment to keep, CONTAINER_ID or CONTAINER_ID/IFNAME (default ifname: --ifname); repeat it
+    /// for every pod that still exists. Becomes the config's cni.dev/valid-attachments.
+    #[arg(long = "keep", value_name = "ID[/IFNAME]")]
+    keep: Vec<String>,
+    /// GC: keep nothing (every attachment of the network is removed). Needed when --keep is not given and
+    /// the config holds no cni.dev/valid-attachments, so that an empty list is never an accident.
+    #[arg(long, conflicts_with = "keep")]
+    keep_nothing: bool,
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -107,7 +115,10 @@ fn exec(a: ExecArgs, binary_name: &str) -> anyhow::Result<i32> {
         eprintln!("wasmcni: the conflist sets {key}: a runtime would not call {verb}; nothing run, exit 0");
         return Ok(0);
     }
-    let stdin = plugin_config(&raw, binary_name)?;
+    let mut stdin = plugin_config(&raw, binary_name)?;
+    if verb == "GC" {
+        stdin = with_valid_attachments(&stdin, &a.keep, a.keep_nothing, &a.ifname)?;
+    }
     let mut env = HashMap::new();
     env.insert("CNI_COMMAND".to_string(), verb.to_string());
     env.insert("CNI_IFNAME".into(), a.ifname);
@@ -162,6 +173,30 @@ fn plugin_config(raw: &[u8], binary_name: &str) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&ours)?)
 }
 
+/// GC's list of attachments to keep, from --keep (or --keep-nothing), unless the config already has one.
+fn with_valid_attachments(stdin: &[u8], keep: &[String], keep_nothing: bool, ifname: &str) -> anyhow::Result<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(stdin).context("the config is not valid JSON")?;
+    let has_list = v.get("cni.dev/valid-attachments").is_some() || v.get("cni.dev/attachments").is_some();
+    if has_list && (keep_nothing || !keep.is_empty()) {
+        bail!("the config already lists cni.dev/valid-attachments: drop --keep/--keep-nothing, or the list");
+    }
+    if has_list {
+        return Ok(stdin.to_vec());
+    }
+    if keep.is_empty() && !keep_nothing {
+        bail!("GC removes every attachment not kept: name the pods that still exist with --keep ID[/IFNAME] (repeat it), or say --keep-nothing");
+    }
+    let list: Vec<Value> = keep
+        .iter()
+        .map(|k| {
+            let (id, ifname) = k.split_once('/').unwrap_or((k, ifname));
+            serde_json::json!({"containerID": id, "ifname": ifname})
+        })
+        .collect();
+    v["cni.dev/valid-attachments"] = Value::Array(list);
+    Ok(serde_json::to_vec(&v)?)
+}
+
 fn default_container_id(netns: Option<&std::path::Path>) -> String {
     let base = netns.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let clean: String = base.chars().filter(|c| crate::naming::is_safe_char(*c)).collect();
@@ -192,6 +227,19 @@ mod tests {
         assert_eq!(disabled_by_list(br#"{"name":"n","plugins":[]}"#, "CHECK"), None);
         // A single plugin config has no list-level flags.
         assert_eq!(disabled_by_list(br#"{"name":"n","type":"wasmcni","disableCheck":true}"#, "CHECK"), None);
+    }
+
+    #[test]
+    fn gc_keeps_what_it_is_told_and_never_an_accidental_empty_list() {
+        let conf = br#"{"name":"n","type":"wasmcni"}"#;
+        let out = with_valid_attachments(conf, &["a".into(), "b/net1".into()], false, "eth0").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["cni.dev/valid-attachments"], serde_json::json!([{"containerID": "a", "ifname": "eth0"}, {"containerID": "b", "ifname": "net1"}]));
+        let none: Value = serde_json::from_slice(&with_valid_attachments(conf, &[], true, "eth0").unwrap()).unwrap();
+        assert_eq!(none["cni.dev/valid-attachments"], serde_json::json!([]));
+        assert!(with_valid_attachments(conf, &[], false, "eth0").unwrap_err().to_string().contains("--keep"));
+        let listed = br#"{"name":"n","type":"wasmcni","cni.dev/valid-attachments":[]}"#;
+        assert_eq!(with_valid_attachments(listed, &[], false, "eth0").unwrap(), listed.to_vec());
     }
 
     #[test]

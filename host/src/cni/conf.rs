@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/wasmcni";
+pub const DEFAULT_RUN_DIR: &str = "/run/wasmcni";
 
 /// The MTUs a link can have (IPv4's minimum to the 16-bit maximum).
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
@@ -88,6 +89,10 @@ pub struct NetConf {
     pub runtime_config: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_result: Option<Value>,
+    /// Node-wide locks (default /run/wasmcni): shared by every network on the node, so it is not per
+    /// stateDir; tests point it at a temp dir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_dir: Option<PathBuf>,
     /// Where attachment records (and later the hook cache) live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
@@ -133,7 +138,10 @@ impl NetConf {
                     .into(),
             ));
         }
-        let conf = NetConf::deserialize(&raw).map_err(|source| Error::Decode { what: "network config", source })?;
+        let conf: NetConf = super::fields::deserialize(&raw, "").map_err(Error::InvalidConfig)?;
+        if let Some(msg) = super::fields::unsupported(&raw) {
+            return Err(Error::UnsupportedField(msg));
+        }
         conf.validate()?;
         Ok((conf, raw))
     }
@@ -146,7 +154,12 @@ impl NetConf {
         }
         // Paths from the config are used as they are: a relative one would depend on the runtime's working
         // directory.
-        for (field, path) in [("stateDir", &self.state_dir), ("logFile", &self.log_file), ("hooksManifest", &self.hooks_manifest)] {
+        for (field, path) in [
+            ("stateDir", &self.state_dir),
+            ("runDir", &self.run_dir),
+            ("logFile", &self.log_file),
+            ("hooksManifest", &self.hooks_manifest),
+        ] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_absolute()) {
                 return Err(Error::InvalidConfig(format!("field {field}: {} is not an absolute path", p.display())));
             }
@@ -218,6 +231,10 @@ impl NetConf {
         self.is_gateway || self.is_default_gateway
     }
 
+    pub fn run_dir(&self) -> PathBuf {
+        self.run_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
     }
@@ -252,7 +269,11 @@ mod tests {
     fn rejects_what_a_user_gets_wrong() {
         assert_eq!(NetConf::parse(b"").unwrap_err().code(), 7);
         assert_eq!(NetConf::parse(b"{not json").unwrap_err().code(), 6);
-        assert_eq!(NetConf::parse(br#"{"name":"x"}"#).unwrap_err().code(), 6, "type is required");
+        let e = NetConf::parse(br#"{"name":"x"}"#).unwrap_err();
+        assert_eq!((e.code(), e.to_string().contains("missing field `type`")), (7, true), "type is required: {e}");
+        let e = NetConf::parse(br#"{"name":"n","type":"wasmcni","mtu":"1450"}"#).unwrap_err();
+        assert_eq!(e.to_string(), "invalid network config: field mtu: invalid type: string \"1450\", expected u32");
+        assert_eq!(NetConf::parse(br#"{"name":"n","type":"wasmcni","vlan":7}"#).unwrap_err().code(), 2);
         assert_eq!(NetConf::parse(br#"{"name":"a b","type":"wasmcni"}"#).unwrap_err().code(), 7);
         assert_eq!(NetConf::parse(br#"{"name":"n","type":"wasmcni","mtu":20}"#).unwrap_err().code(), 7);
         let err = NetConf::parse(br#"{"name":"n","plugins":[]}"#).unwrap_err();

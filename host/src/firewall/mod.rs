@@ -113,9 +113,10 @@ pub struct NodeFirewalls {
     noop: Noop,
 }
 
-impl Default for NodeFirewalls {
-    fn default() -> Self {
-        NodeFirewalls { iptables: iptables::Iptables::default(), noop: Noop }
+impl NodeFirewalls {
+    /// `run_dir`: where the backends keep their node-wide locks.
+    pub fn new(run_dir: &std::path::Path) -> Self {
+        NodeFirewalls { iptables: iptables::Iptables::new(run_dir), noop: Noop }
     }
 }
 

@@ -81,8 +81,7 @@ impl IpamConfig {
     /// `need_ranges` (commands that never allocate) a config with no ranges at all is fine: ADD gets them
     /// from the runtime, and only the data dir matters.
     pub fn load(v: &Value, ip_ranges: Option<&Value>, need_ranges: bool) -> Result<Self, Error> {
-        let bad = |e: serde_json::Error| Error::Config(e.to_string());
-        let raw = RawIpam::deserialize(v).map_err(bad)?;
+        let raw: RawIpam = crate::cni::fields::deserialize(v, "ipam").map_err(Error::Config)?;
         let mut sets = raw.ranges;
         if let Some(subnet) = raw.subnet {
             if !sets.is_empty() {
@@ -96,7 +95,7 @@ impl IpamConfig {
             }]);
         }
         if let Some(runtime) = ip_ranges.filter(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
-            let mut runtime = Vec::<Vec<RawRange>>::deserialize(runtime).map_err(|e| Error::Config(format!("runtimeConfig.ipRanges: {e}")))?;
+            let mut runtime: Vec<Vec<RawRange>> = crate::cni::fields::deserialize(runtime, "runtimeConfig.ipRanges").map_err(Error::Config)?;
             let family = |set: &Vec<RawRange>| set.first().map(|r| r.subnet.addr().is_ipv4());
             let covered: Vec<_> = runtime.iter().map(family).collect();
             runtime.extend(sets.into_iter().filter(|set| !covered.contains(&family(set))));

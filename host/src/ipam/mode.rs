@@ -17,8 +17,8 @@ impl IpamMode {
         let adding = req.command == Command::Add;
         match req.conf.ipam_type() {
             Some("builtin") => Ok(IpamMode::Builtin(IpamConfig::load(raw, ip_ranges, adding)?)),
-            Some(plugin) => Ok(IpamMode::Plugin {
-                invocation: Invocation {
+            Some(plugin) => {
+                let invocation = Invocation {
                     plugin: plugin.to_string(),
                     cni_path: req.cni_path.clone(),
                     container_id: req.container_id.clone(),
@@ -27,10 +27,15 @@ impl IpamMode {
                     args: req.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"),
                     conf: req.raw_conf.clone(),
                     version: None,
-                },
+                };
+                if adding {
+                    // A plugin that is not there is a config error, said before anything else is looked at.
+                    invocation.find()?;
+                }
                 // Only ADD validates hook plans against them.
-                ranges: adding.then(|| IpamConfig::load(raw, ip_ranges, true).ok()).flatten(),
-            }),
+                let ranges = adding.then(|| IpamConfig::load(raw, ip_ranges, true).ok()).flatten();
+                Ok(IpamMode::Plugin { invocation, ranges })
+            }
             None => Err(Error::Config("field ipam.type is missing (\"builtin\", or an IPAM plugin such as \"host-local\")".into())),
         }
     }

@@ -343,9 +343,25 @@ impl Netlink for FakeNs {
             if s.routes.iter().any(|r| r.dst == dst) {
                 return Err(Error::kernel("add route", Errno::EEXIST));
             }
-            s.routes.push(RouteInfo { dst, gw, oif: Some(index) });
+            s.routes.push(RouteInfo { dst, gw, oif: Some(index), local: false });
             Ok(())
         })
+    }
+
+    fn route_to(&self, addr: IpAddr) -> Result<Option<RouteInfo>> {
+        self.with(format!("route to {addr}"), |s, _| {
+            let local = s.links.iter().flat_map(|(l, a)| a.iter().map(move |a| (l.index, a))).find(|(_, a)| a.addr() == addr);
+            if let Some((index, a)) = local {
+                return Ok(Some(RouteInfo { dst: crate::netaddr::host_net(a.addr()), gw: None, oif: Some(index), local: true }));
+            }
+            // Connected subnets of addresses with their prefix, then the routes: the most specific wins.
+            let connected = s.links.iter().flat_map(|(l, a)| a.iter().map(move |a| RouteInfo { dst: a.trunc(), gw: None, oif: Some(l.index), local: false }));
+            Ok(connected.chain(s.routes.iter().cloned()).filter(|r| r.dst.contains(&addr)).max_by_key(|r| r.dst.prefix_len()))
+        })
+    }
+
+    fn all_addresses(&self) -> Result<Vec<(u32, IpNet)>> {
+        self.with("list all addresses".into(), |s, _| Ok(s.links.iter().flat_map(|(l, a)| a.iter().map(move |a| (l.index, *a))).collect()))
     }
 
     fn disable_dad(&self, ifname: &str) -> Result<()> {

@@ -63,6 +63,8 @@ pub struct RouteInfo {
     pub dst: IpNet,
     pub gw: Option<IpAddr>,
     pub oif: Option<u32>,
+    /// A local route: the destination is an address of this namespace.
+    pub local: bool,
 }
 
 /// Both ends of a pod's veth pair. The peer is created straight inside the pod's namespace.
@@ -106,6 +108,11 @@ pub trait Netlink {
     fn delete_address(&self, index: u32, addr: IpNet) -> Result<()>;
     /// The main table's routes of one family.
     fn routes(&self, v6: bool) -> Result<Vec<RouteInfo>>;
+    /// The route the kernel would use for `addr` (`ip route get fibmatch ADDR`): its table entry, with the
+    /// prefix it matched; None when nothing routes there.
+    fn route_to(&self, addr: IpAddr) -> Result<Option<RouteInfo>>;
+    /// Every address of every link, by link index (`ip addr`).
+    fn all_addresses(&self) -> Result<Vec<(u32, IpNet)>>;
     /// `ip route add DST [via GW] dev INDEX [scope link]`.
     fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32, scope_link: bool) -> Result<()>;
     /// Turns off IPv6 DAD on `ifname` (no IPv6 on the link or namespace: nothing to do).

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use nix::errno::Errno;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as LinkInfoNla, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType};
 use rtnetlink::{
     Error as RtError, Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
@@ -122,6 +122,30 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
         }
     }
     info
+}
+
+fn route_info(m: &RouteMessage, v6: bool) -> Option<RouteInfo> {
+    let unspecified: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+    let ip = |a: &RouteAddress| match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    };
+    let mut r = RouteInfo {
+        dst: IpNet::new(unspecified, m.header.destination_prefix_length).ok()?,
+        gw: None,
+        oif: None,
+        local: m.header.kind == RouteType::Local,
+    };
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => r.dst = IpNet::new(ip(d)?, m.header.destination_prefix_length).ok()?,
+            RouteAttribute::Gateway(g) => r.gw = ip(g),
+            RouteAttribute::Oif(i) => r.oif = Some(*i),
+            _ => {}
+        }
+    }
+    Some(r)
 }
 
 fn address_of(m: &AddressMessage) -> Option<IpNet> {
@@ -312,27 +336,36 @@ impl Netlink for Rtnl {
         };
         let msgs: Vec<_> =
             self.block(self.handle.route().get(msg).execute().try_collect()).map_err(|e| err(format!("list routes{}", self.where_()), e))?;
-        let unspecified: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
-        let ip = |a: &RouteAddress| match a {
-            RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-            RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-            _ => None,
-        };
-        Ok(msgs
-            .iter()
-            .filter_map(|m| {
-                let mut r = RouteInfo { dst: IpNet::new(unspecified, m.header.destination_prefix_length).ok()?, gw: None, oif: None };
-                for a in &m.attributes {
-                    match a {
-                        RouteAttribute::Destination(d) => r.dst = IpNet::new(ip(d)?, m.header.destination_prefix_length).ok()?,
-                        RouteAttribute::Gateway(g) => r.gw = ip(g),
-                        RouteAttribute::Oif(i) => r.oif = Some(*i),
-                        _ => {}
-                    }
-                }
-                Some(r)
-            })
-            .collect())
+        Ok(msgs.iter().filter_map(|m| route_info(m, v6)).collect())
+    }
+
+    fn route_to(&self, addr: IpAddr) -> Result<Option<RouteInfo>> {
+        let mut msg = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(addr, if addr.is_ipv4() { 32 } else { 128 })
+            .map_err(|e| Error::new(format!("look up the route to {addr}"), Some(Errno::EINVAL), e.to_string()))?
+            .build();
+        // The table entry that matched, not a clone for this one destination.
+        msg.header.flags |= RouteFlags::FibMatch;
+        let got: std::result::Result<Vec<RouteMessage>, _> = self.block(self.handle.route().get(msg).execute().try_collect());
+        match got {
+            Ok(msgs) => Ok(msgs.first().and_then(|m| route_info(m, addr.is_ipv6()))),
+            // Nothing routes there, or a blackhole/unreachable/prohibit route does (the kernel answers "get"
+            // for those with an error): not a subnet the node reaches directly.
+            Err(RtError::NetlinkError(m))
+                if m.code.is_some_and(|c| {
+                    [Errno::ENETUNREACH, Errno::EHOSTUNREACH, Errno::EINVAL, Errno::EACCES].iter().any(|e| -c.get() == *e as i32)
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(err(format!("look up the route to {addr}{}", self.where_()), e)),
+        }
+    }
+
+    fn all_addresses(&self) -> Result<Vec<(u32, IpNet)>> {
+        let msgs: Vec<AddressMessage> =
+            self.block(self.handle.address().get().execute().try_collect()).map_err(|e| err(format!("list addresses{}", self.where_()), e))?;
+        Ok(msgs.iter().filter_map(|m| Some((m.header.index, address_of(m)?))).collect())
     }
 
     fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32, scope_link: bool) -> Result<()> {

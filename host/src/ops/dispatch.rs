@@ -57,10 +57,15 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
             req.conf.plugin_type
         );
     }
+    // A misspelled key is not an error (runtimes and other tools add their own), but it is said, with
+    // the key it was probably meant to be.
+    for warning in crate::cni::fields::unknown_keys(&req.raw_conf, req.conf.ipam_type() == Some("builtin")) {
+        log::warn!("{warning}");
+    }
     let netns = req.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into());
     log::info!("{command:?} container={} ifname={} netns={netns}", req.container_id, req.ifname);
     let kernel = RtnlKernel::connect()?;
-    let firewalls = NodeFirewalls::default();
+    let firewalls = NodeFirewalls::new(&req.conf.run_dir());
     let deps = Deps { kernel: &kernel, firewalls: &firewalls };
     match command {
         Command::Add => {

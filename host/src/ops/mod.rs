@@ -9,6 +9,7 @@ pub mod del;
 pub mod dispatch;
 pub mod gc;
 pub mod locks;
+mod overlap;
 pub mod record;
 pub mod status;
 pub mod undo;

@@ -15,7 +15,16 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
         tempfile_in(dir).map_err(|e| not_ready(format!("{} is not writable: {e}", dir.display())))
     };
     writable(&req.conf.state_dir())?;
-    match IpamMode::from_request(req)? {
+    let ipam = IpamMode::from_request(req)?;
+    if let Some(cfg) = ipam.ranges() {
+        let subnets: Vec<ipnet::IpNet> = cfg.ranges.iter().flatten().map(|r| r.subnet).collect();
+        let bridge = (req.conf.mode == crate::cni::conf::Mode::Bridge).then(|| req.conf.bridge_name());
+        let overlaps = super::overlap::check_subnets(deps.kernel.node(), &subnets, bridge).map_err(|e| not_ready(e.to_string()))?;
+        if !overlaps.is_empty() {
+            return Err(not_ready(format!("{} (pods would shadow the node's neighbours)", overlaps.join("; "))));
+        }
+    }
+    match ipam {
         IpamMode::Builtin(ipam) => {
             writable(&ipam.data_dir)?;
             let full = crate::ipam::full_sets(&ipam, &req.conf.name).map_err(|e| not_ready(e.to_string()))?;

@@ -23,18 +23,17 @@ pub use saved::{declares_chain, table_section};
 
 use super::{Applying, AttachmentRules, Backend, Error, Family, Firewall, Masquerade};
 
-/// Where node-wide locks live (tmpfs: a lock never outlives a boot), whatever the netconf's stateDir.
-pub const LOCK_DIR: &str = "/run/wasmcni";
-
 #[derive(Debug, Clone)]
 pub struct Iptables {
     tools: Tools,
+    /// Node-wide locks (the netconf's runDir, /run/wasmcni by default: tmpfs, so a lock never outlives a
+    /// boot), whatever the netconf's stateDir.
     lock_dir: PathBuf,
 }
 
-impl Default for Iptables {
-    fn default() -> Self {
-        Iptables { tools: Tools, lock_dir: PathBuf::from(LOCK_DIR) }
+impl Iptables {
+    pub fn new(lock_dir: &Path) -> Self {
+        Iptables { tools: Tools, lock_dir: lock_dir.to_path_buf() }
     }
 }
 

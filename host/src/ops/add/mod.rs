@@ -73,6 +73,8 @@ impl Adding<'_> {
         let topology = topology::of(&self.req.conf);
         let bridge = topology.prepare(self.deps.kernel.node(), &self.req.conf, &reserved)?;
         crash::after("bridge-ready");
+        let ips: Vec<IpAddr> = reserved.iter().map(|r| r.ip).collect();
+        super::overlap::check_addresses(self.deps.kernel.node(), &ips, bridge.as_ref())?;
         let macs = Macs::for_attachment(&self.req.container_id, &self.req.ifname, &plan);
         let result = self.decide_result(&plan, &reserved, bridge.as_ref(), &macs, topology.as_ref());
         let rules = self.decide_rules(hooks.as_ref(), &result, &reserved, topology.as_ref())?;

@@ -4,6 +4,7 @@
 mod add;
 mod check_gc;
 mod del;
+mod errors;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
