@@ -7,7 +7,7 @@ out=target/example-hooks
 mkdir -p "$out"
 
 # Rust hooks: the wasm32-wasip2 target emits components directly.
-rust_hooks=(static-ip egress-guard ingress-allowlist)
+rust_hooks=(static-ip egress-guard ingress-allowlist egress-by-label)
 args=(); for h in "${rust_hooks[@]}"; do args+=(-p "$h"); done
 cargo build --locked -q --target wasm32-wasip2 --release "${args[@]}"
 for h in "${rust_hooks[@]}"; do cp "target/wasm32-wasip2/release/${h//-/_}.wasm" "$out/$h.wasm"; done

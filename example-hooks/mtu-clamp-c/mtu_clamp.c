@@ -126,3 +126,11 @@ bool exports_hook_del(hook_attachment_t *attachment, hook_hook_error_t *err) {
   hook_attachment_free(attachment);
   return true;
 }
+
+// Called when the hook is loaded (STATUS, `wasmcni hook check`): a bad MTU is refused before any pod meets it.
+bool exports_hook_validate_config(hook_string_t *config, hook_hook_error_t *err) {
+  long mtu = config_mtu(config);
+  hook_string_free(config);
+  if (mtu < 68 || mtu > 65535) return fail(err, "field mtu: missing or outside 68-65535");
+  return true;
+}

@@ -35,6 +35,17 @@ static int checks, failures;
 int main(void) {
   const char *cfg = "{\"namespaces\": [\"tunnelled\", \"edge\"], \"mtu\": 1400}";
 
+  {
+    hook_string_t good, bad;
+    hook_hook_error_t e;
+    hook_string_dup(&good, cfg);
+    CHECK(exports_hook_validate_config(&good, &e));
+    hook_string_dup(&bad, "{\"mtu\": 20}");
+    CHECK(!exports_hook_validate_config(&bad, &e));
+    CHECK(e.message.len > 0 && memcmp(e.message.ptr, "field mtu", 9) == 0);
+    hook_hook_error_free(&e);
+  }
+
   hook_attachment_t a = attachment("edge", cfg);
   hook_plan_t plan, ret;
   hook_hook_error_t err;

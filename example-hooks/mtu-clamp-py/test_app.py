@@ -10,7 +10,8 @@ from wit_world.imports.types import Attachment, Dns, Plan
 def attachment(namespace="default", config=None):
     return Attachment(container_id="c", ifname="eth0", netns="/var/run/netns/t", network="podnet",
                       pod_namespace=namespace, pod_name="web", pod_uid=None, args=[],
-                      runtime_config="{}", config=json.dumps(config or {}))
+                      runtime_config="{}", config=json.dumps(config or {}),
+                      pod_labels=[], pod_annotations=[], service_account=None)
 
 
 def plan(mtu=None):
@@ -37,6 +38,12 @@ class MtuClamp(unittest.TestCase):
         with self.assertRaises(Err) as e:
             self.hook.pre_add(attachment("tunnelled", {"mtu": 5}), plan())
         self.assertIn("68-65535", e.exception.value.message)
+
+    def test_validate_config_refuses_a_bad_mtu_before_any_pod(self):
+        self.hook.validate_config(json.dumps(self.cfg))
+        with self.assertRaises(Err) as e:
+            self.hook.validate_config(json.dumps({"mtu": 5}))
+        self.assertIn("field mtu", e.exception.value.message)
 
 
 if __name__ == "__main__":

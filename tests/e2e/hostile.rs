@@ -98,7 +98,7 @@ fn a_component_of_another_contract_version_is_refused_naming_both() {
     let pod = Ns::new("pod");
     // The test hook with its contract import renamed to another major version: signatures still match.
     let bytes = std::fs::read(test_hook()).unwrap();
-    let (from, to) = (b"wasmcni:hook/types@0.1.0".as_slice(), b"wasmcni:hook/types@9.1.0".as_slice());
+    let (from, to) = (b"wasmcni:hook/types@0.2.0".as_slice(), b"wasmcni:hook/types@9.2.0".as_slice());
     let mut patched = bytes.clone();
     let mut n = 0;
     let mut i = 0;
@@ -112,6 +112,6 @@ fn a_component_of_another_contract_version_is_refused_naming_both() {
     std::fs::write(&module, patched).unwrap();
     let (out, _) = add(&node, &conf_with(&node, "pre-add", "set-ip", &module), &pod, "major");
     let m = out.err()["msg"].as_str().unwrap().to_string();
-    assert!(m.contains("built against wasmcni:hook@9.1.0") && m.contains("this plugin speaks wasmcni:hook@0.1.0"), "{m}");
+    assert!(m.contains("built against wasmcni:hook@9.2.0") && m.contains("this plugin speaks wasmcni:hook@0.2.0 (and still runs @0.1.0)"), "{m}");
     node.assert_clean();
 }

@@ -6,6 +6,7 @@ mod support;
 mod bridge;
 mod chaining;
 mod cli;
+mod compat;
 mod delegated;
 mod dualstack;
 mod connectivity;
@@ -15,6 +16,7 @@ mod failures;
 mod hooks;
 mod hostile;
 mod lifecycle;
+mod podmeta;
 mod trust;
 mod versions;
 

@@ -1,6 +1,6 @@
-//! Whether a staged hook set may become current: the plugin binary itself loads it (manifest parses, every
-//! sha256 pin matches, every module is a component of our contract) and compiles it into the node's
-//! cache. Exec'd, so the agent never links wasmtime and judges with exactly the plugin's rules.
+//! Whether a staged hook set may become current: the plugin binary itself checks it (`wasmcni hook check`:
+//! manifest parses, every sha256 pin and contract version matches, every module compiles into the node's
+//! cache, and every hook accepts its config). Exec'd, so the agent never links wasmtime and judges with exactly the plugin's rules.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -16,9 +16,10 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// The plugin's checking command. (`wasmcni hook check MANIFEST` will replace `compile` here.)
+    /// The plugin's checking command: loads every hook as ADD would, compiles it into the node's cache and
+    /// asks each hook's validate-config about its config.
     fn args(&self, manifest: &Path) -> Vec<OsString> {
-        vec!["hook".into(), "compile".into(), manifest.into(), "--state-dir".into(), self.state_dir.clone().into()]
+        vec!["hook".into(), "check".into(), manifest.into(), "--state-dir".into(), self.state_dir.clone().into()]
     }
 }
 

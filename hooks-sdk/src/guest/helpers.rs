@@ -14,7 +14,18 @@ pub fn error(message: impl Into<String>) -> HookError {
 
 /// The hook's `config` table from the manifest, deserialized into your type.
 pub fn config<T: DeserializeOwned>(a: &Attachment) -> Result<T, HookError> {
-    serde_json::from_str(&a.config).map_err(|e| error(format!("invalid hook config: {e}")))
+    parse_config(&a.config)
+}
+
+/// A config table (JSON text, as `validate_config` gets it) deserialized into your type; the error names
+/// what serde found wrong ("unknown field `prts`, expected one of ...").
+pub fn parse_config<T: DeserializeOwned>(config: &str) -> Result<T, HookError> {
+    serde_json::from_str(config).map_err(|e| error(format!("invalid hook config: {e}")))
+}
+
+/// The pod's label `key`, when the node agent knows the pod.
+pub fn label<'a>(a: &'a Attachment, key: &str) -> Option<&'a str> {
+    a.pod_labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// (namespace, name) of the pod, empty strings when the runtime did not say (not kubelet).

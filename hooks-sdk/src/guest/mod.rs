@@ -19,7 +19,7 @@ pub use bindings::wasmcni::hook::types::{
     Action, AddResult, Attachment, Direction, Dns, HookError, Iface, IpConfig, Level, Plan, PortRange, Protocol,
     Route, Rule,
 };
-pub use helpers::{config, error, in_any, parse_cidr, pod, pod_addresses, RuleBuilder};
+pub use helpers::{config, error, in_any, label, parse_cidr, parse_config, pod, pod_addresses, RuleBuilder};
 pub use ipnet::IpNet;
 
 /// A hook. Implement the stages you need; the others change nothing.
@@ -35,6 +35,14 @@ pub trait Hook {
     fn del(_attachment: Attachment) -> Result<(), HookError> {
         Ok(())
     }
+
+    /// Checks the hook's `config` table (JSON text) when the hook is loaded, before any pod meets it
+    /// (STATUS, `wasmcni hook check`, `hook compile`, the node agent's switch to a new hook set). Name the
+    /// field in the error. The default accepts any config: `config::<YourConfig>` in the stages still reports
+    /// a bad one, but only when a pod is being added.
+    fn validate_config(_config: &str) -> Result<(), HookError> {
+        Ok(())
+    }
 }
 
 /// Logs through the plugin's log (the hook's only import). In native tests the lines are captured:
@@ -46,7 +54,7 @@ pub fn log(level: Level, message: &str) {
     testing::capture(level, message);
 }
 
-/// Exports `$t: Hook` as the component's `pre-add`, `post-add` and `del`.
+/// Exports `$t: Hook` as the component's `pre-add`, `post-add`, `del` and `validate-config`.
 #[macro_export]
 macro_rules! export_hook {
     ($t:ty) => {
@@ -62,6 +70,9 @@ macro_rules! export_hook {
             }
             fn del(a: $crate::Attachment) -> Result<(), $crate::HookError> {
                 <$t as $crate::Hook>::del(a)
+            }
+            fn validate_config(c: String) -> Result<(), $crate::HookError> {
+                <$t as $crate::Hook>::validate_config(&c)
             }
         }
 

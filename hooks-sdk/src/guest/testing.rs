@@ -39,6 +39,9 @@ pub fn attachment() -> AttachmentBuilder {
         args: vec![],
         runtime_config: "{}".into(),
         config: "{}".into(),
+        pod_labels: vec![],
+        pod_annotations: vec![],
+        service_account: None,
     })
 }
 
@@ -66,6 +69,19 @@ impl AttachmentBuilder {
     /// The hook's config table, as the manifest would give it.
     pub fn config(mut self, config: serde_json::Value) -> Self {
         self.0.config = config.to_string();
+        self
+    }
+    /// A label of the pod, as the node agent would know it.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.0.pod_labels.push((key.into(), value.into()));
+        self
+    }
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.0.pod_annotations.push((key.into(), value.into()));
+        self
+    }
+    pub fn service_account(mut self, sa: &str) -> Self {
+        self.0.service_account = Some(sa.into());
         self
     }
     pub fn runtime_config(mut self, rc: serde_json::Value) -> Self {

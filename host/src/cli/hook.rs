@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use crate::hooks::cache::Source;
 use crate::hooks::fixture::{self, Fixture};
 use crate::hooks::manifest::{self, HookSpec, Stage};
 use crate::hooks::engine::HookEngine;
@@ -19,6 +18,15 @@ pub enum HookCmd {
         /// The plugin's state dir; the cache lives in its hook-cache/ folder.
         #[arg(long, default_value = crate::cni::conf::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
+    },
+    /// Check a hooks manifest as a node would use it, without a pod: every hook's module is there (and, as
+    /// root, trusted), its sha256 pin and contract version match, it compiles, and its own validate-config
+    /// accepts its config. Exits 1 with a line per problem, naming the hook and the field.
+    Check {
+        manifest: PathBuf,
+        /// The cache to compile into (the node's: the plugin's state dir). Default: your own.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Run fixture files (TOML) against a built component, through the plugin's own runner; a failing
     /// fixture shows a diff. Works for a hook written in any language.
@@ -76,6 +84,30 @@ impl CacheArgs {
 pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
     match cmd {
         HookCmd::Compile { inputs, state_dir } => compile(&inputs, &state_dir),
+        HookCmd::Check { manifest, state_dir } => {
+            let engine = HookEngine::new()?;
+            let cache = match &state_dir {
+                Some(dir) => engine.node_cache(dir),
+                None => engine.user_cache(),
+            };
+            let specs = manifest::load(Some(&manifest), None)?;
+            let mut failures = Vec::new();
+            for c in crate::hooks::check_all(&engine, &cache, specs) {
+                match c.outcome {
+                    Ok(what) => println!("ok    hook {}: {what}", c.name),
+                    Err(why) => failures.push(format!("hook {}: {why}", c.name)),
+                }
+            }
+            if failures.is_empty() {
+                return Ok(0);
+            }
+            // The reasons last, one per line: tools that show the last line show a reason.
+            eprintln!("wasmcni: {} refused: {} hook(s) would fail a pod", manifest.display(), failures.len());
+            for f in &failures {
+                eprintln!("wasmcni: {f}");
+            }
+            Ok(1)
+        }
         HookCmd::Test { fixtures, module, cache } => {
             if fixtures.is_empty() {
                 bail!("name one or more fixture files");
@@ -148,15 +180,20 @@ fn compile(inputs: &[PathBuf], state_dir: &Path) -> anyhow::Result<i32> {
             specs.push(HookSpec::new(&name, module, vec![Stage::PreAdd]));
         }
     }
-    for spec in specs {
-        let (name, module) = (spec.name.clone(), spec.module.clone());
-        let start = std::time::Instant::now();
-        let hook = engine.load(spec, &cache).map_err(|e| anyhow::anyhow!("hook {name}: {e}"))?;
-        let what = match hook.source() {
-            Source::Compiled => "compiled",
-            Source::Cached => "already cached",
-        };
-        println!("{name}: {} {what} in {:.1} ms", module.display(), start.elapsed().as_secs_f64() * 1e3);
+    // Compiling is also checking: a hook that would fail a pod (pin, contract, its own config check) fails
+    // here, before any pod.
+    let mut failed = false;
+    for c in crate::hooks::check_all(&engine, &cache, specs) {
+        match c.outcome {
+            Ok(what) => println!("{}: {what}", c.name),
+            Err(why) => {
+                failed = true;
+                eprintln!("wasmcni: hook {}: {why}", c.name);
+            }
+        }
+    }
+    if failed {
+        return Ok(1);
     }
     match cache.dir() {
         Some(dir) => println!("cache: {}", dir.display()),

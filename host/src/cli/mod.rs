@@ -29,7 +29,7 @@ enum Cmd {
     Exec(ExecArgs),
     /// Print the CNI versions this binary speaks.
     Version,
-    /// Hook tools: precompile into the cache.
+    /// Hook tools: check a manifest, precompile, run fixtures, call a stage, scaffold a hook project.
     #[command(subcommand)]
     Hook(hook::HookCmd),
     /// Put the plugin on this node: binary, hooks, hook cache, then the conflist last (atomically).

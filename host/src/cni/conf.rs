@@ -106,6 +106,9 @@ pub struct NetConf {
     /// Development only: run hooks whose manifest or module others could have written (see hooks.md).
     #[serde(default)]
     pub insecure_hook_files: bool,
+    /// Where the node agent keeps the pods' labels and annotations for hooks (default /run/wasmcni/pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_metadata_dir: Option<PathBuf>,
     /// Hooks listed inline, same fields as in the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Value>,
@@ -157,6 +160,7 @@ impl NetConf {
         for (field, path) in [
             ("stateDir", &self.state_dir),
             ("runDir", &self.run_dir),
+            ("podMetadataDir", &self.pod_metadata_dir),
             ("logFile", &self.log_file),
             ("hooksManifest", &self.hooks_manifest),
         ] {
@@ -229,6 +233,10 @@ impl NetConf {
     /// isDefaultGateway implies isGateway, as in the reference plugin.
     pub fn bridge_is_gateway(&self) -> bool {
         self.is_gateway || self.is_default_gateway
+    }
+
+    pub fn pod_metadata_dir(&self) -> PathBuf {
+        self.pod_metadata_dir.clone().unwrap_or_else(|| PathBuf::from(crate::hooks::podmeta::DEFAULT_DIR))
     }
 
     pub fn run_dir(&self) -> PathBuf {

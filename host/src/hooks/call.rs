@@ -11,10 +11,32 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtx;
 
 use super::cache::Source;
-use super::engine::{wit, HookPre, HostState, Limits, Watchdog};
+use super::compat;
+use super::engine::{v0_1, wit, Hook, HookPre, HostState, Limits, Watchdog};
 use super::manifest::HookSpec;
 use super::sanitize::{bounded, last_words, LogBudget, MAX_MESSAGE};
-use super::engine::Hook;
+
+/// A component pre-instantiated through the bindings of the contract it was built against.
+#[derive(Clone)]
+pub enum Pre {
+    Current(HookPre<HostState>),
+    V0_1(v0_1::HookPre<HostState>),
+}
+
+impl Pre {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Pre::Current(p) => p.engine(),
+            Pre::V0_1(p) => p.engine(),
+        }
+    }
+}
+
+/// An instance of either version.
+enum Instance {
+    Current(Hook),
+    V0_1(v0_1::Hook),
+}
 
 /// Captured hook stdout/stderr per call. A hook writing more gets a write error (a Rust hook then panics),
 /// so the cap is generous; only the first part reaches the log (sanitize::MAX_LOG_PER_CALL).
@@ -35,6 +57,8 @@ pub enum Failure {
     Trap(String),
     /// The host refused what it returned.
     Invalid(String),
+    /// It could not run: what it needs is not there.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -46,6 +70,7 @@ impl std::fmt::Display for Failure {
             Failure::StackOverflow => write!(f, "overflowed its stack (runaway recursion?)"),
             Failure::Trap(m) => write!(f, "trapped: {m}"),
             Failure::Invalid(m) => write!(f, "returned an invalid answer: {m}"),
+            Failure::Unavailable(m) => write!(f, "could not run: {m}"),
         }
     }
 }
@@ -53,13 +78,13 @@ impl std::fmt::Display for Failure {
 /// A hook ready to be called: its spec and its pre-instantiated component.
 pub struct LoadedHook {
     pub spec: HookSpec,
-    pre: HookPre<HostState>,
+    pre: Pre,
     pub(super) source: Source,
     watchdog: Watchdog,
 }
 
 impl LoadedHook {
-    pub(super) fn new(spec: HookSpec, pre: HookPre<HostState>, source: Source, watchdog: Watchdog) -> Self {
+    pub(super) fn new(spec: HookSpec, pre: Pre, source: Source, watchdog: Watchdog) -> Self {
         LoadedHook { spec, pre, source, watchdog }
     }
 
@@ -71,7 +96,7 @@ impl LoadedHook {
     fn call<T>(
         &self,
         stage: &'static str,
-        f: impl FnOnce(&Hook, &mut Store<HostState>) -> wasmtime::Result<Result<T, wit::HookError>>,
+        f: impl FnOnce(&Instance, &mut Store<HostState>) -> wasmtime::Result<Result<T, wit::HookError>>,
     ) -> Result<T, Failure> {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
@@ -113,7 +138,11 @@ impl LoadedHook {
             }
         });
         let armed = self.watchdog.arm(deadline);
-        let outcome = self.pre.instantiate(&mut store).and_then(|hook| f(&hook, &mut store));
+        let instance = match &self.pre {
+            Pre::Current(p) => p.instantiate(&mut store).map(Instance::Current),
+            Pre::V0_1(p) => p.instantiate(&mut store).map(Instance::V0_1),
+        };
+        let outcome = instance.and_then(|hook| f(&hook, &mut store));
         drop(armed);
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
         {
@@ -151,14 +180,48 @@ impl LoadedHook {
     }
 
     pub fn pre_add(&self, att: &wit::Attachment, plan: &wit::Plan) -> Result<wit::Plan, Failure> {
-        self.call("pre-add", |h, s| h.call_pre_add(s, att, plan))
+        self.call("pre-add", |h, s| match h {
+            Instance::Current(h) => h.call_pre_add(s, att, plan),
+            Instance::V0_1(h) => {
+                let out = h.call_pre_add(s, &compat::attachment(att), &compat::plan_down(plan))?;
+                Ok(out.map(compat::plan_up).map_err(compat::error_up))
+            }
+        })
     }
 
     pub fn post_add(&self, att: &wit::Attachment, result: &wit::AddResult) -> Result<Vec<wit::Rule>, Failure> {
-        self.call("post-add", |h, s| h.call_post_add(s, att, result))
+        self.call("post-add", |h, s| match h {
+            Instance::Current(h) => h.call_post_add(s, att, result),
+            Instance::V0_1(h) => {
+                let out = h.call_post_add(s, &compat::attachment(att), &compat::result_down(result))?;
+                Ok(out.map(|rules| rules.into_iter().map(compat::rule_up).collect()).map_err(compat::error_up))
+            }
+        })
     }
 
     pub fn del(&self, att: &wit::Attachment) -> Result<(), Failure> {
-        self.call("del", |h, s| h.call_del(s, att))
+        self.call("del", |h, s| match h {
+            Instance::Current(h) => h.call_del(s, att),
+            Instance::V0_1(h) => Ok(h.call_del(s, &compat::attachment(att))?.map_err(compat::error_up)),
+        })
+    }
+
+    /// The hook's own check of its config (JSON text). A 0.1.0 component has none: its config passes.
+    pub fn validate_config(&self, config: &str) -> Result<(), Failure> {
+        match &self.pre {
+            Pre::V0_1(_) => Ok(()),
+            Pre::Current(_) => self.call("validate-config", |h, s| match h {
+                Instance::Current(h) => h.call_validate_config(s, config),
+                Instance::V0_1(_) => Ok(Ok(())),
+            }),
+        }
+    }
+
+    /// The contract version the component was built against.
+    pub fn contract(&self) -> &'static str {
+        match self.pre {
+            Pre::Current(_) => super::engine::CONTRACT,
+            Pre::V0_1(_) => "0.1.0",
+        }
     }
 }

@@ -8,8 +8,15 @@ use std::path::Path;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use super::engine::CONTRACT;
+use super::engine::{CONTRACT, STILL_RUNS};
 use super::Error;
+
+/// Which bindings a component is called through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Current,
+    V0_1,
+}
 
 const PACKAGE: &str = "wasmcni:hook/";
 
@@ -40,15 +47,28 @@ pub fn compatible(have: &str, speak: &str) -> bool {
     !have.is_empty() && key(have) == key(speak)
 }
 
-pub fn check(engine: &Engine, component: &Component, module: &Path) -> Result<(), Error> {
-    match versions(engine, component).into_iter().find(|v| !compatible(v, CONTRACT)) {
-        Some(found) => Err(Error::Contract {
+/// The bindings to call `component` through, or why it cannot be called. A component that names no version
+/// of our package is tried with the current bindings (the linker's type check then decides).
+pub fn check(engine: &Engine, component: &Component, module: &Path) -> Result<Version, Error> {
+    let found = versions(engine, component);
+    let older: Vec<String> = STILL_RUNS.iter().map(|v| format!("@{v}")).collect();
+    let speaks = format!("wasmcni:hook@{CONTRACT} (and still runs {})", older.join(", "));
+    let mut version = Version::Current;
+    for v in &found {
+        if compatible(v, CONTRACT) {
+            continue;
+        }
+        if STILL_RUNS.iter().any(|old| compatible(v, old)) {
+            version = Version::V0_1;
+            continue;
+        }
+        return Err(Error::Contract {
             module: module.to_path_buf(),
-            found: if found.is_empty() { "an unversioned wasmcni:hook".into() } else { format!("wasmcni:hook@{found}") },
-            speaks: format!("wasmcni:hook@{CONTRACT}"),
-        }),
-        None => Ok(()),
+            found: if v.is_empty() { "an unversioned wasmcni:hook".into() } else { format!("wasmcni:hook@{v}") },
+            speaks,
+        });
     }
+    Ok(version)
 }
 
 #[cfg(test)]

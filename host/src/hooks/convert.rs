@@ -8,8 +8,10 @@ use crate::cni::request::Request;
 use crate::cni::result::{CniResult, Route};
 use crate::plan::Plan;
 
-/// The attachment as hooks see it; `config` is each hook's own, set per call (see `for_hook`).
-pub fn attachment(req: &Request) -> wit::Attachment {
+/// The attachment as hooks see it; `config` is each hook's own, set per call (see `for_hook`). `meta` is what
+/// the node agent knows of the pod (labels, annotations, service account), when it does.
+pub fn attachment(req: &Request, meta: Option<&super::podmeta::PodMeta>) -> wit::Attachment {
+    let pairs = |m: &std::collections::BTreeMap<String, String>| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let arg = |k: &str| req.arg(k).filter(|v| !v.is_empty()).map(String::from);
     wit::Attachment {
         container_id: req.container_id.clone(),
@@ -22,6 +24,9 @@ pub fn attachment(req: &Request) -> wit::Attachment {
         args: req.args.clone(),
         runtime_config: req.conf.runtime_config.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "{}".into()),
         config: String::new(),
+        pod_labels: meta.map(|m| pairs(&m.labels)).unwrap_or_default(),
+        pod_annotations: meta.map(|m| pairs(&m.annotations)).unwrap_or_default(),
+        service_account: meta.and_then(|m| m.service_account.clone()),
     }
 }
 

@@ -16,19 +16,34 @@ use super::call::LoadedHook;
 use super::manifest::HookSpec;
 use super::Error;
 
-wasmtime::component::bindgen!({
-    path: "../hooks-sdk/wit",
-    world: "hook",
-});
+/// The current contract (hooks-sdk/wit): what the host's own types are.
+pub mod current {
+    wasmtime::component::bindgen!({
+        path: "../hooks-sdk/wit",
+        world: "hook",
+    });
+}
 
-pub use self::wasmcni::hook::types as wit;
+/// Contract 0.1.0, frozen: components built against it still load; compat.rs converts at the boundary.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "wit-compat/0.1.0",
+        world: "hook",
+    });
+}
 
-/// The contract version this host implements (the WIT package's).
-pub const CONTRACT: &str = "0.1.0";
+pub use self::current::wasmcni::hook::types as wit;
+pub(super) use self::current::{Hook, HookPre};
+
+/// The contract version this host implements (the WIT package's), and the older ones it still runs.
+pub const CONTRACT: &str = "0.2.0";
+pub const STILL_RUNS: &[&str] = &["0.1.0"];
 
 pub struct HookEngine {
     pub(super) engine: Engine,
+    /// One linker per contract version: both define a world-level `log`, with their own types.
     pub(super) linker: Linker<HostState>,
+    pub(super) linker_v0_1: Linker<HostState>,
     pub(super) watchdog: Watchdog,
 }
 
@@ -41,8 +56,11 @@ impl HookEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
         Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        let mut linker_v0_1 = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker_v0_1).map_err(engine_err)?;
+        v0_1::Hook::add_to_linker::<_, HasSelf<_>>(&mut linker_v0_1, |s| s).map_err(engine_err)?;
         let watchdog = Watchdog::start(&engine)?;
-        Ok(HookEngine { engine, linker, watchdog })
+        Ok(HookEngine { engine, linker, linker_v0_1, watchdog })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -79,12 +97,18 @@ impl HookEngine {
             }
         }
         let (component, source) = cache.load(&self.engine, &spec.module, &sha)?;
-        super::contract::check(&self.engine, &component, &spec.module)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(HookPre::new)
-            .map_err(|e| Error::NotAHook { module: spec.module.clone(), detail: format!("{e:#}") })?;
+        let not_a_hook = |e: wasmtime::Error| Error::NotAHook { module: spec.module.clone(), detail: format!("{e:#}") };
+        let pre = match super::contract::check(&self.engine, &component, &spec.module)? {
+            super::contract::Version::Current => {
+                self.linker.instantiate_pre(&component).and_then(HookPre::new).map(super::call::Pre::Current).map_err(not_a_hook)?
+            }
+            super::contract::Version::V0_1 => self
+                .linker_v0_1
+                .instantiate_pre(&component)
+                .and_then(v0_1::HookPre::new)
+                .map(super::call::Pre::V0_1)
+                .map_err(not_a_hook)?,
+        };
         Ok(LoadedHook::new(spec, pre, source, self.watchdog.clone()))
     }
 }
@@ -108,8 +132,9 @@ impl WasiView for HostState {
 }
 
 impl wit::Host for HostState {}
+impl v0_1::wasmcni::hook::types::Host for HostState {}
 
-impl HookImports for HostState {
+impl current::HookImports for HostState {
     fn log(&mut self, level: wit::Level, message: String) {
         let level = match level {
             wit::Level::Error => log::Level::Error,
@@ -118,6 +143,12 @@ impl HookImports for HostState {
             wit::Level::Debug => log::Level::Debug,
         };
         self.log.write(level, &self.hook, self.stage, &message);
+    }
+}
+
+impl v0_1::HookImports for HostState {
+    fn log(&mut self, level: v0_1::wasmcni::hook::types::Level, message: String) {
+        current::HookImports::log(self, super::compat::level(level), message)
     }
 }
 

@@ -13,12 +13,32 @@ use super::engine::{wit, HookEngine};
 use super::validate;
 use crate::ipam::IpamConfig;
 
+/// What a fixture calls: one of the stages, or the hook's check of its config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FixtureStage {
+    PreAdd,
+    PostAdd,
+    Del,
+    ValidateConfig,
+}
+
+impl FixtureStage {
+    fn manifest_stage(self) -> Stage {
+        match self {
+            FixtureStage::PreAdd | FixtureStage::ValidateConfig => Stage::PreAdd,
+            FixtureStage::PostAdd => Stage::PostAdd,
+            FixtureStage::Del => Stage::Del,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
     #[serde(default)]
     pub description: String,
-    pub stage: Stage,
+    pub stage: FixtureStage,
     #[serde(default)]
     pub network: Option<NetworkIn>,
     #[serde(default)]
@@ -62,6 +82,12 @@ pub struct AttachmentIn {
     #[serde(default)]
     args: Vec<(String, String)>,
     runtime_config: Option<Value>,
+    /// What the node agent would know of the pod (empty by default, as without the agent).
+    #[serde(default)]
+    pod_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pod_annotations: std::collections::BTreeMap<String, String>,
+    service_account: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -125,7 +151,7 @@ impl Fixture {
     }
 
     pub fn spec(&self, module: &Path) -> HookSpec {
-        let mut spec = HookSpec::new("fixture", module.to_path_buf(), vec![self.stage]);
+        let mut spec = HookSpec::new("fixture", module.to_path_buf(), vec![self.stage.manifest_stage()]);
         spec.timeout_ms = self.timeout_ms.unwrap_or(spec.timeout_ms);
         spec.memory_mb = self.memory_mb.unwrap_or(spec.memory_mb);
         spec.config = self.config.clone();
@@ -145,6 +171,9 @@ impl Fixture {
             args: a.args.clone(),
             runtime_config: a.runtime_config.as_ref().map(Value::to_string).unwrap_or_else(|| "{}".into()),
             config: hook.spec.config_json(),
+            pod_labels: a.pod_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            pod_annotations: a.pod_annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            service_account: a.service_account.clone(),
         }
     }
 
@@ -160,7 +189,7 @@ impl Fixture {
         // The network as the plugin would read it: ranges and gateway defaulted like host-local's.
         let ipam = IpamConfig::parse(&json!({"subnet": self.subnet()})).map_err(|e| format!("network.subnet: {e}"))?;
         match self.stage {
-            Stage::PreAdd => {
+            FixtureStage::PreAdd => {
                 let p = &self.plan;
                 let plan = wit::Plan {
                     ips: p.ips.clone(),
@@ -193,7 +222,7 @@ impl Fixture {
                 }
                 Ok(out)
             }
-            Stage::PostAdd => {
+            FixtureStage::PostAdd => {
                 let gw = ipam.ranges[0][0].gateway.to_string();
                 let iface = |name: &str, mac: &str, sandbox: Option<String>| wit::Iface { name: name.into(), mac: mac.into(), sandbox };
                 let network = self.network.as_ref();
@@ -221,7 +250,8 @@ impl Fixture {
                 let rules = validate::rules(rules).map_err(|e| fail(Failure::Invalid(e)))?;
                 Ok(Value::Array(rules.iter().map(rule_json).collect()))
             }
-            Stage::Del => hook.del(&att).map(|_| json!("ok")).map_err(fail),
+            FixtureStage::Del => hook.del(&att).map(|_| json!("ok")).map_err(fail),
+            FixtureStage::ValidateConfig => hook.validate_config(&att.config).map(|_| json!("ok")).map_err(fail),
         }
     }
 
@@ -230,9 +260,11 @@ impl Fixture {
         // No expectations: the call must simply succeed (the usual del fixture).
         let Some(expect) = &self.expect else { return answer.as_ref().err().map(|e| format!("the hook failed: {e}")) };
         let misplaced = match self.stage {
-            Stage::PreAdd => expect.rules.is_some().then_some("expect.rules is for post-add fixtures"),
-            Stage::PostAdd => expect.plan.is_some().then_some("expect.plan is for pre-add fixtures"),
-            Stage::Del => (expect.rules.is_some() || expect.plan.is_some()).then_some("a del fixture can only expect an error"),
+            FixtureStage::PreAdd => expect.rules.is_some().then_some("expect.rules is for post-add fixtures"),
+            FixtureStage::PostAdd => expect.plan.is_some().then_some("expect.plan is for pre-add fixtures"),
+            FixtureStage::Del | FixtureStage::ValidateConfig => {
+                (expect.rules.is_some() || expect.plan.is_some()).then_some("a del or validate-config fixture can only expect an error")
+            }
         };
         if let Some(m) = misplaced {
             return Some(m.to_string());
@@ -243,18 +275,18 @@ impl Fixture {
             (Err(e), None) => Some(format!("the hook failed: {e}")),
             (Ok(v), Some(want)) => Some(format!("expected an error containing {want:?}, got an answer:\n{}", pretty(v))),
             (Ok(v), None) => match self.stage {
-                Stage::PreAdd => {
+                FixtureStage::PreAdd => {
                     let want = expect.plan.clone().unwrap_or_default();
                     let got: Map<String, Value> =
                         want.keys().map(|k| (k.clone(), v.get(k).cloned().unwrap_or(Value::Null))).collect();
                     let want = Value::Object(want.into_iter().collect());
                     diff(&want, &Value::Object(got))
                 }
-                Stage::PostAdd => {
+                FixtureStage::PostAdd => {
                     let want: Vec<Value> = expect.rules.clone().unwrap_or_default().into_iter().map(normalize_rule).collect();
                     diff(&Value::Array(want), v)
                 }
-                Stage::Del => None,
+                FixtureStage::Del | FixtureStage::ValidateConfig => None,
             },
         }
     }

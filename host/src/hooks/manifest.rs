@@ -36,6 +36,16 @@ pub enum Mode {
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 100;
 pub const DEFAULT_MEMORY_MB: u64 = 32;
+/// How long ADD waits for the node agent's view of the pod when a hook needs it.
+pub const DEFAULT_POD_METADATA_WAIT_MS: u64 = 2000;
+
+/// What a hook needs besides its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Need {
+    /// The pod's labels, annotations and service account (from the node agent).
+    PodMetadata,
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +70,14 @@ pub struct HookSpec {
     /// Handed to the hook as JSON text.
     #[serde(default)]
     pub config: Option<Value>,
+    #[serde(default)]
+    pub needs: Vec<Need>,
+    #[serde(default = "default_pod_metadata_wait")]
+    pub pod_metadata_wait_ms: u64,
+}
+
+fn default_pod_metadata_wait() -> u64 {
+    DEFAULT_POD_METADATA_WAIT_MS
 }
 
 fn default_timeout() -> u64 {
@@ -84,7 +102,13 @@ impl HookSpec {
             memory_mb: DEFAULT_MEMORY_MB,
             mode: Mode::default(),
             config: None,
+            needs: Vec::new(),
+            pod_metadata_wait_ms: DEFAULT_POD_METADATA_WAIT_MS,
         }
+    }
+
+    pub fn needs_pod_metadata(&self) -> bool {
+        self.needs.contains(&Need::PodMetadata)
     }
 
     pub fn runs_at(&self, stage: Stage) -> bool {
@@ -113,6 +137,9 @@ impl HookSpec {
             if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
                 return field("sha256", format!("{sha:?} is not 64 hex digits"));
             }
+        }
+        if self.pod_metadata_wait_ms > 10_000 {
+            return field("pod_metadata_wait_ms", format!("{} is outside 0..=10000", self.pod_metadata_wait_ms));
         }
         if self.config.as_ref().is_some_and(|c| !c.is_object()) {
             return field("config", "must be a table".into());

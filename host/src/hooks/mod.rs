@@ -3,12 +3,14 @@
 
 pub mod cache;
 pub mod call;
+mod compat;
 mod contract;
 mod convert;
 pub mod engine;
 mod error;
 pub mod fixture;
 pub mod manifest;
+pub mod podmeta;
 mod sanitize;
 pub mod validate;
 
@@ -55,6 +57,8 @@ pub struct WasmHooks {
     hooks: Vec<LoadedHook>,
     /// Lives as long as the hooks it runs (its watchdog ends their calls).
     _engine: HookEngine,
+    /// The pod's metadata, read (or waited for) once.
+    meta: std::sync::OnceLock<Option<podmeta::PodMeta>>,
 }
 
 pub fn configured(req: &Request) -> bool {
@@ -66,6 +70,21 @@ pub fn configured(req: &Request) -> bool {
 /// `del` stage. The whole manifest is still validated.
 pub fn load(req: &Request, stages: &[Stage]) -> Result<Box<dyn Hooks>> {
     instantiate(req, specs(req, stages)?)
+}
+
+/// STATUS: every hook of the netconf loads (filling the cache) and accepts its config; the first that does
+/// not is the error.
+pub fn check(req: &Request) -> Result<()> {
+    let specs = specs(req, &[Stage::PreAdd, Stage::PostAdd, Stage::Del])?;
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let engine = HookEngine::new()?;
+    let cache = engine.node_cache(&req.conf.state_dir());
+    match check_all(&engine, &cache, specs).into_iter().find_map(|c| c.outcome.err().map(|e| (c.name, e))) {
+        Some((hook, why)) => Err(crate::error::Error::InvalidConfig(format!("hook {hook}: {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// The hooks of `stages`, validated (manifest, names, modules present and trusted) without starting the
@@ -103,25 +122,64 @@ pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<
         hooks.push(hook);
     }
     log::debug!("step: {} hooks loaded", hooks.len());
-    Ok(Box::new(WasmHooks { hooks, _engine: engine }))
+    Ok(Box::new(WasmHooks { hooks, _engine: engine, meta: std::sync::OnceLock::new() }))
 }
 
 /// As root, a hook's manifest and module are run only when nobody but root could have written them (or a
 /// directory above them): anyone who could would be running code, and rules, as root on every pod.
 /// `insecureHookFiles` turns this off, for development only.
 fn check_trust(req: &Request, specs: &[manifest::HookSpec]) -> Result<()> {
-    if !crate::trust::Owners::current().is_root() || req.conf.insecure_hook_files {
+    if req.conf.insecure_hook_files {
         return Ok(());
     }
-    let refuse = |what: String, source: crate::trust::Untrusted| Error::Untrusted { what, source };
     if let Some(m) = &req.conf.hooks_manifest {
-        crate::trust::check_file(m, crate::trust::Owners::root_only()).map_err(|e| refuse("the hooks manifest".into(), e))?;
+        trusted_file(m, "the hooks manifest")?;
     }
     for spec in specs {
-        crate::trust::check_file(&spec.module, crate::trust::Owners::root_only())
-            .map_err(|e| refuse(format!("hook {}'s module", spec.name), e))?;
+        trusted_file(&spec.module, &format!("hook {}'s module", spec.name))?;
     }
     Ok(())
+}
+
+/// `path` may be run by root (always true when we are not root: the kernel's permissions decide then).
+fn trusted_file(path: &std::path::Path, what: &str) -> std::result::Result<(), Error> {
+    if !crate::trust::Owners::current().is_root() {
+        return Ok(());
+    }
+    crate::trust::check_file(path, crate::trust::Owners::root_only()).map_err(|source| Error::Untrusted { what: what.into(), source })
+}
+
+/// One hook of a manifest, checked as a node would use it: file present and trusted, pin, contract version,
+/// compiled (into `cache`), and its config accepted by its own `validate-config`.
+pub struct Checked {
+    pub name: String,
+    /// "contract 0.2.0, compiled in 71.2 ms, config accepted" on success; why not otherwise.
+    pub outcome: std::result::Result<String, String>,
+}
+
+/// Every hook of `specs` (a manifest), each as `Checked`: what `wasmcni hook check` prints and what installers
+/// and the node agent run before a hook set can reach a pod.
+pub fn check_all(engine: &HookEngine, cache: &cache::Cache, specs: Vec<manifest::HookSpec>) -> Vec<Checked> {
+    specs
+        .into_iter()
+        .map(|spec| {
+            let name = spec.name.clone();
+            let outcome = (|| {
+                spec.check_module().map_err(|e| e.to_string())?;
+                trusted_file(&spec.module, "the module").map_err(|e| e.to_string())?;
+                let config = spec.config_json();
+                let start = std::time::Instant::now();
+                let hook = engine.load(spec, cache).map_err(|e| e.to_string())?;
+                let how = match hook.source() {
+                    cache::Source::Compiled => format!("compiled in {:.1} ms", start.elapsed().as_secs_f64() * 1e3),
+                    cache::Source::Cached => "already cached".to_string(),
+                };
+                hook.validate_config(&config).map_err(|f| format!("its config is refused: {f}"))?;
+                Ok(format!("contract {}, {how}, config accepted", hook.contract()))
+            })();
+            Checked { name, outcome }
+        })
+        .collect()
 }
 
 impl WasmHooks {
@@ -142,10 +200,50 @@ fn policy(hook: &LoadedHook, stage: &'static str, failure: Failure) -> Result<()
     }
 }
 
+impl WasmHooks {
+    /// What the node agent knows of the pod, read once per call of the plugin. When a hook of `stage` needs
+    /// it, ADD waits for it up to the longest such hook's `pod_metadata_wait_ms`.
+    fn pod_meta(&self, req: &Request, stage: Stage) -> Option<&podmeta::PodMeta> {
+        self.meta
+            .get_or_init(|| {
+                let (ns, name) = (req.arg("K8S_POD_NAMESPACE")?, req.arg("K8S_POD_NAME")?);
+                let dir = req.conf.pod_metadata_dir();
+                let wait = self.at(stage).filter(|h| h.spec.needs_pod_metadata()).map(|h| h.spec.pod_metadata_wait_ms).max();
+                match wait {
+                    Some(ms) => podmeta::wait_for(&dir, ns, name, req.arg("K8S_POD_UID"), std::time::Duration::from_millis(ms)),
+                    None => podmeta::read(&dir, ns, name, req.arg("K8S_POD_UID")),
+                }
+            })
+            .as_ref()
+    }
+
+    /// The hooks of `stage` that may run: one that needs the pod's metadata fails (per its policy) when it is
+    /// not there.
+    fn runnable<'a>(&'a self, req: &Request, stage: Stage, name: &'static str) -> Result<Vec<&'a LoadedHook>> {
+        let have = self.pod_meta(req, stage).is_some();
+        let mut out = Vec::new();
+        for h in self.at(stage) {
+            if h.spec.needs_pod_metadata() && !have {
+                let why = format!(
+                    "it needs the pod's labels and annotations, and the node agent had none for {}/{} within {} ms",
+                    req.arg("K8S_POD_NAMESPACE").unwrap_or("?"),
+                    req.arg("K8S_POD_NAME").unwrap_or("?"),
+                    h.spec.pod_metadata_wait_ms
+                );
+                policy(h, name, Failure::Unavailable(why))?;
+                continue;
+            }
+            out.push(h);
+        }
+        Ok(out)
+    }
+}
+
 impl Hooks for WasmHooks {
     fn pre_add(&self, req: &Request, mut plan: Plan, ipam: Option<&IpamConfig>) -> Result<Plan> {
-        let mut att = convert::attachment(req);
-        for h in self.at(Stage::PreAdd) {
+        let hooks = self.runnable(req, Stage::PreAdd, "pre-add")?;
+        let mut att = convert::attachment(req, self.pod_meta(req, Stage::PreAdd));
+        for h in hooks {
             let answer = h
                 .pre_add(convert::for_hook(&mut att, &h.spec), &convert::plan(&plan))
                 .and_then(|p| validate::plan(p, ipam).map_err(Failure::Invalid));
@@ -163,10 +261,11 @@ impl Hooks for WasmHooks {
     }
 
     fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<HookChain>> {
+        let hooks = self.runnable(req, Stage::PostAdd, "post-add")?;
         let wit_result = convert::result(result);
         let mut chains = Vec::new();
-        let mut att = convert::attachment(req);
-        for h in self.at(Stage::PostAdd) {
+        let mut att = convert::attachment(req, self.pod_meta(req, Stage::PostAdd));
+        for h in hooks {
             let rules = h.post_add(convert::for_hook(&mut att, &h.spec), &wit_result).and_then(|r| validate::rules(r).map_err(Failure::Invalid));
             match rules {
                 Ok(rules) if h.spec.mode == Mode::Monitor => {
@@ -183,7 +282,12 @@ impl Hooks for WasmHooks {
     }
 
     fn del(&self, req: &Request) {
-        let mut att = convert::attachment(req);
+        // DEL never waits: the pod may be long gone from the agent's view.
+        let meta = self.meta.get_or_init(|| {
+            let (ns, name) = (req.arg("K8S_POD_NAMESPACE")?, req.arg("K8S_POD_NAME")?);
+            podmeta::read(&req.conf.pod_metadata_dir(), ns, name, req.arg("K8S_POD_UID"))
+        });
+        let mut att = convert::attachment(req, meta.as_ref());
         for h in self.at(Stage::Del) {
             if let Err(f) = h.del(convert::for_hook(&mut att, &h.spec)) {
                 log::warn!("hook {} failed in del (ignored, DEL goes on): {f}", h.spec.name);

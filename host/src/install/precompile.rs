@@ -14,21 +14,16 @@ pub struct HookLibrary;
 
 impl Precompile for HookLibrary {
     fn precompile(&self, manifest: &Path, state_dir: &Path) -> Result<Vec<String>, String> {
-        use crate::hooks::cache::Source;
-        use crate::hooks::manifest as hook_manifest;
-        let specs = hook_manifest::load(Some(manifest), None).map_err(|e| e.to_string())?;
+        let specs = crate::hooks::manifest::load(Some(manifest), None).map_err(|e| e.to_string())?;
         let engine = crate::hooks::engine::HookEngine::new().map_err(|e| e.to_string())?;
         let cache = engine.node_cache(state_dir);
+        // What `wasmcni hook check` does: compiled into the cache, and each config accepted by its hook.
         let mut lines = Vec::new();
-        for spec in specs {
-            let name = spec.name.clone();
-            spec.check_module().map_err(|e| e.to_string())?;
-            let hook = engine.load(spec, &cache).map_err(|e| format!("hook {name}: {e}"))?;
-            let how = match hook.source() {
-                Source::Compiled => "compiled into the cache",
-                Source::Cached => "already in the cache",
-            };
-            lines.push(format!("hook {name}: {how}"));
+        for c in crate::hooks::check_all(&engine, &cache, specs) {
+            match c.outcome {
+                Ok(what) => lines.push(format!("hook {}: {what}", c.name)),
+                Err(why) => return Err(format!("hook {}: {why}", c.name)),
+            }
         }
         Ok(lines)
     }

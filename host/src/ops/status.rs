@@ -5,7 +5,6 @@ use std::fs;
 use super::Deps;
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
-use crate::hooks::manifest::Stage;
 use crate::ipam::IpamMode;
 
 pub fn run(req: &Request, deps: &Deps) -> Result<()> {
@@ -46,8 +45,9 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
             }
         }
     }
-    // A manifest that would fail ADD makes the plugin not ready; loading also fills the compile cache.
-    crate::hooks::load(req, &[Stage::PreAdd, Stage::PostAdd, Stage::Del]).map_err(|e| not_ready(e.to_string()))?;
+    // A manifest that would fail ADD, or a config a hook refuses, makes the plugin not ready; loading also
+    // fills the compile cache.
+    crate::hooks::check(req).map_err(|e| not_ready(e.to_string()))?;
     let backend = req.conf.firewall_backend();
     if req.conf.ip_masq || crate::hooks::configured(req) {
         deps.firewalls.get(backend).status().map_err(|e| not_ready(format!("firewall backend {backend} is not usable: {e}")))?;
