@@ -3,7 +3,7 @@
 set -euo pipefail
 
 need_apt=()
-for pair in ip:iproute2 iptables-restore:iptables ping:iputils-ping nsenter:util-linux nc:netcat-openbsd \
+for pair in ip:iproute2 iptables-restore:iptables nft:nftables ping:iputils-ping nsenter:util-linux nc:netcat-openbsd \
             cc:gcc; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Soak: N random ADD/DEL/GC operations on a node netns, with random kills (at ADD's test-only crash points
 # and by kill -9 at a random moment) and hooks, the way a busy node's runtime would drive the plugin; then
-# DEL of every pod still there, as kubelet does when pods go, and an audit of what is left.
+# DEL of every pod still there, as kubelet does when pods go, and an audit of what is left. Each call picks
+# the iptables or the nftables backend at random, as a node whose setting changed would: the record decides.
 # Usage: scripts/soak.sh [OPS] (default 200). Needs root and a binary built with the crash-points feature
 # (scripts/test.sh builds one: target/debug/wasmcni). Everything happens in namespaces it creates.
 set -euo pipefail
@@ -29,14 +30,16 @@ ip netns add "$NODE"
 ip -n "$NODE" link set lo up
 for i in $(seq 0 $((PODS - 1))); do ip netns add "$tag-p$i"; done
 
-conf=$(cat <<JSON
-{"cniVersion":"1.1.0","name":"soak","type":"wasmcni","ipMasq":true,"stateDir":"$work/state","runDir":"$work/run",
+base=$(cat <<JSON
+{"cniVersion":"1.1.0","name":"soak","type":"wasmcni","ipMasq":true,"firewallBackend":"BACKEND","stateDir":"$work/state","runDir":"$work/run",
  "logFile":"$work/wasmcni.log","logLevel":"info",
  "ipam":{"type":"builtin","subnet":"10.66.0.0/24","dataDir":"$work/ipam"},
  "hooks":[{"name":"guard","module":"$HOOK","stages":["post-add","del"],
            "config":{"behavior":"drop-port","peer":"203.0.113.10/32","port":9}}]}
 JSON
 )
+backends=(iptables nftables)
+conf=${base/BACKEND/auto}
 steps=(locked planned reserved bridge-ready rules-decided recorded-intent firewall-started veth-created
        pod-addressed host-configured firewall-applied pod-up recorded)
 
@@ -65,6 +68,7 @@ valid_list() {
 RANDOM=$$
 for op in $(seq 1 "$OPS"); do
     slot=$((RANDOM % PODS)); pod=$tag-p$slot; r=$((RANDOM % 10))
+    conf=${base/BACKEND/${backends[$((RANDOM % 2))]}}
     if [ $r -lt 1 ]; then
         # GC with what is alive: stale and half-made attachments go.
         gcconf=$(echo "$conf" | sed "s#^{#{\"cni.dev/valid-attachments\":$(valid_list),#")
@@ -114,6 +118,8 @@ reservations=$(find "$work/ipam/soak" -type f ! -name lock ! -name 'last_reserve
 records=$(find "$work/state/attachments" -type f 2>/dev/null | wc -l)
 chains=$( (nsenter --net="/var/run/netns/$NODE" iptables-save; nsenter --net="/var/run/netns/$NODE" ip6tables-save) \
     | grep -E 'CNI-|WCNI-' | grep -v '"wasmcni hooks"' | grep -vc '^:WASMCNI-FORWARD ' || true)
+# nftables: per-pod elements and chains (the table, its maps and base chains are the node's).
+elements=$(ip netns exec "$NODE" nft list table inet wasmcni 2>/dev/null | grep -cE 'comment "wasmcni soak/|chain [ahm][46]?-' || true)
 podlinks=0
 for i in $(seq 0 $((PODS - 1))); do
     podlinks=$((podlinks + $(ip -n "$tag-p$i" -o link | grep -vc ': lo:' || true)))
@@ -124,5 +130,5 @@ if [ -s "$work/failures" ]; then
     sed -E 's/wcni[0-9a-f]+/wcni…/g; s#/var/run/netns/[^ :"]+#NETNS#g; s/container [^ ]+/container …/g' "$work/failures" \
         | sed -E 's/^([A-Z]+) [^:]*: .*"code": *([0-9]+).*"msg": *"([^"]{0,160}).*/  \1 code \2: \3/' | sort | uniq -c
 fi
-echo "soak audit: leaked veths=$veths reservations=$reservations records=$records chains/rules=$chains pod-links=$podlinks"
-[ $((veths + reservations + records + chains + podlinks + broken)) = 0 ]
+echo "soak audit: leaked veths=$veths reservations=$reservations records=$records iptables-chains/rules=$chains nftables-elements/chains=$elements pod-links=$podlinks"
+[ $((veths + reservations + records + chains + elements + podlinks + broken)) = 0 ]

@@ -12,18 +12,22 @@ bash example-hooks/build.sh >/dev/null
 
 # Unit tests need no root (`cargo test` alone runs them); the kernel e2e suite is the e2e feature's test
 # target, built with test-only crash points.
-echo "==> cargo test: unit tests, then the kernel end-to-end suite (real kernel, own namespaces)"
+echo "==> cargo test: unit tests, then the kernel end-to-end suite (real kernel, own namespaces), iptables backend"
 cargo test --locked --features wasmcni/e2e 2>&1
+echo "==> the kernel end-to-end suite again, nftables backend"
+WASMCNI_TEST_BACKEND=nftables cargo test --locked --features wasmcni/e2e --test e2e 2>&1
 
-echo "==> soak: 200 random ADD/DEL/GC with kills at crash points and from outside, then an audit of leftovers"
+echo "==> soak: 200 random ADD/DEL/GC on both backends, with kills at crash points and from outside, then an audit of leftovers"
 bash scripts/soak.sh 200
 
 echo "==> the README's demo, on the debug build (its output only if it fails)"
 WASMCNI_BIN=target/debug/wasmcni bash scripts/demo.sh > target/demo.log 2>&1 || { cat target/demo.log; exit 1; }
 grep "^nothing:" target/demo.log
 
-echo "==> podman 4.3 (CNI backend) as a client of wasmcni, in its own node netns"
-WASMCNI_BIN=target/debug/wasmcni bash tests/podman/run.sh
+echo "==> podman 4.3 (CNI backend) as a client of wasmcni, in its own node netns: iptables, then nftables"
+for backend in iptables nftables; do
+    WASMCNI_TEST_BACKEND=$backend WASMCNI_BIN=target/debug/wasmcni bash tests/podman/run.sh
+done
 
 echo "==> Kubernetes without a cluster: three nodes with the agent on a real kernel, deploy/ validated, the image built and its install run"
 cargo build --locked -q -p wasmcni-agent

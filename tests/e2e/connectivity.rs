@@ -52,39 +52,12 @@ fn two_pods_reach_each_other_and_upstream_through_masquerade() {
 
     // Without the masquerade chain upstream cannot answer: proves the rule, not luck, carries the traffic.
     node.del(&b, "pod-b").succeeded();
-    let chain = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "pod-a");
-    let saved = node.ns.iptables_save();
-    assert!(saved.contains(&format!(":{chain} ")), "{saved}");
-    let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap().to_string();
-    let mut del = vec!["iptables", "-t", "nat", "-D"];
-    let args = shell_words(&jump[3..]);
-    del.extend(args.iter().map(String::as_str));
-    assert!(node.ns.exec(&del).status.success());
+    assert!(node.masquerades("pod-a", &ip_a), "{:?}", node.rules_of("pod-a"));
+    node.remove_masquerade("pod-a", &ip_a);
     assert!(!a.ping(UPSTREAM_IP), "upstream answered without masquerade: the test proves nothing");
 
     node.del(&a, "pod-a").succeeded();
     node.assert_clean();
-}
-
-/// Splits an iptables-save rule into arguments (double quotes with backslash escapes).
-fn shell_words(s: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, s.chars());
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if quoted => cur.extend(chars.next()),
-            '"' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 #[test]

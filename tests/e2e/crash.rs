@@ -35,7 +35,7 @@ fn leftovers(node: &Node, pod: &Ns) -> Vec<String> {
     let mut left: Vec<String> = node.host_veths();
     left.extend(node.reserved_ips().into_iter().map(|f| format!("reservation file {f}")));
     left.extend(node.records().into_iter().map(|p| format!("record file {}", p.display())));
-    left.extend(node.cni_chains());
+    left.extend(node.attachment_rules());
     left.extend(pod.links().lines().filter(|l| !l.contains(" lo:")).map(|l| format!("pod link {l}")));
     left
 }

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::fw::{self, Fw};
 use crate::support::*;
 
 #[test]
@@ -45,13 +46,27 @@ fn leftover_host_link_is_reported_and_nothing_is_reserved() {
 fn masquerade_failure_unwinds_the_kernel_work() {
     let node = Node::new("10.73.0.0/24");
     let pod = Ns::new("pod");
-    // An iptables-restore that always fails, found first in PATH: the last kernel step before the record.
-    let mut env = cni_env("ADD", "masqfail", Some(&pod.path()), "eth0");
-    env.insert("PATH", node.path_with_failing_restore("iptables-restore: line 2 failed"));
+    let env = cni_env("ADD", "masqfail", Some(&pod.path()), "eth0");
+    // The firewall is the last kernel step before the result: make the backend under test refuse it.
+    let (env, refusal) = match fw::under_test() {
+        // An iptables-restore that always fails, found first in PATH.
+        Fw::Iptables => {
+            let mut env = env;
+            env.insert("PATH", node.path_with_failing_restore("iptables-restore: line 2 failed"));
+            (env, "line 2 failed".to_string())
+        }
+        // Our table with a masq4 map of the wrong type (made by someone else): the kernel refuses the element.
+        Fw::Nftables => {
+            let setup = "add table inet wasmcni\nadd map inet wasmcni masq4 { type ipv4_addr : ipv4_addr; }\n";
+            let out = node.ns.exec(&["sh", "-c", &format!("printf '{setup}' | nft -f -")]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            (env, "map masq4".to_string())
+        }
+    };
     let reply = node.spawn_cni(&env, &node.conf("1.0.0")).wait();
     let err = reply.err();
     assert_eq!(err["code"], 103, "{err}");
-    assert!(err["msg"].as_str().unwrap().contains("line 2 failed"), "{err}");
+    assert!(err["msg"].as_str().unwrap().contains(&refusal), "{err}");
     node.assert_clean();
     assert!(!pod.links().contains("eth0"));
 }

@@ -49,13 +49,15 @@ fn second_add_of_the_same_attachment_fails_cleanly_and_keeps_the_first() {
     let node = Node::new("10.66.0.0/24");
     let pod = Ns::new("pod");
     node.add(&pod, "dup").ok();
+    let rules = node.rules_of("dup");
+    assert!(!rules.is_empty());
     let err = node.add(&pod, "dup").err().clone();
     assert_eq!(err["code"], 102, "{err}");
     assert!(err["msg"].as_str().unwrap().contains("duplicate ADD"), "{err}");
     assert_eq!(node.reserved_ips().len(), 1);
     assert_eq!(node.host_veths().len(), 1);
     assert_eq!(node.records().len(), 1, "the failed duplicate must not remove the first ADD's record");
-    assert_eq!(node.cni_chains().len(), 4, "the first ADD's masquerade chain stays: {:?}", node.cni_chains());
+    assert_eq!(node.rules_of("dup"), rules, "the first ADD's masquerade stays as it was");
     assert!(pod.ping("10.66.0.1"), "the first attachment must survive the failed duplicate");
     node.del(&pod, "dup").succeeded();
     node.assert_clean();
@@ -102,24 +104,17 @@ fn check_passes_then_names_what_was_removed() {
     assert!(err["msg"].as_str().unwrap().contains(&format!("address {addr} is missing")), "{err}");
 
     // A flushed masquerade chain: the chain is there, its rules are not.
-    let chain = wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "chk");
-    assert!(node.ns.exec(&["iptables", "-t", "nat", "-F", &chain]).status.success());
+    let flushed = node.flush_masquerade("chk", &pod_ip(&res));
     let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
-    assert!(err["msg"].as_str().unwrap().contains(&format!("masquerade chain {chain} has no MASQUERADE rule (flushed?)")), "{err}");
+    assert!(err["msg"].as_str().unwrap().contains(&flushed), "{err}");
 
-    // The masquerade chain, the reservation and the host veth (which takes the pod's eth0 with it).
-    let saved = node.ns.iptables_save();
-    let jump = saved.lines().find(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&chain)).unwrap();
-    // The jump carries a quoted comment: delete it as iptables-save printed it, through iptables-restore.
-    let teardown = node.dir.path().join("teardown");
-    std::fs::write(&teardown, format!("*nat\n-D{}\n-F {chain}\n-X {chain}\nCOMMIT\n", &jump[2..])).unwrap();
-    let restore = format!("iptables-restore --noflush < {}", teardown.display());
-    assert!(node.ns.exec(&["sh", "-c", &restore]).status.success());
+    // The masquerade, the reservation and the host veth (which takes the pod's eth0 with it).
+    let removed = node.remove_masquerade("chk", &pod_ip(&res));
     std::fs::remove_file(node.ipam_dir().join(&node.network).join(pod_ip(&res))).unwrap();
     node.ns.ip(&["link", "del", host]);
     let err = node.cni("CHECK", &check_conf, "chk", Some(&pod.path()), "eth0").err().clone();
     let msg = err["msg"].as_str().unwrap();
-    assert!(msg.contains(&format!("masquerade chain {chain} is missing")), "{err}");
+    assert!(msg.contains(&removed), "{err}");
     assert!(msg.contains(&format!("IP reservation for {} is missing", pod_ip(&res))), "{err}");
     assert!(msg.contains(&format!("host veth {host} is missing")), "{err}");
     assert!(msg.contains("interface eth0 is missing"), "{err}");
@@ -140,7 +135,9 @@ fn status_reports_ready_and_names_an_unusable_state_dir() {
     assert_eq!(err["code"], 50, "{err}");
     assert!(err["msg"].as_str().unwrap().contains("file/state"), "{err}");
 
-    // iptables that does not work (ipMasq needs it).
+    // iptables that does not work (ipMasq needs it), when the network asks for iptables.
+    let mut conf = conf.clone();
+    conf["firewallBackend"] = json!("iptables");
     let mut env = cni_env("STATUS", "", None, "");
     env.insert("PATH", node.path_with_failing("iptables-save", "iptables: Permission denied"));
     let err = node.spawn_cni(&env, &conf).wait().err().clone();
@@ -177,8 +174,8 @@ fn gc_removes_exactly_the_attachments_not_listed() {
     assert_eq!(node.records().len(), 1);
     assert!(!stale.links().contains("eth0"));
     assert!(keep.ping("10.70.0.1"), "GC must leave live attachments working");
-    let chains = node.cni_chains();
-    assert!(chains.iter().all(|l| !l.contains("\\\"stale\\\"")), "{chains:?}");
+    assert!(node.rules_of("stale").is_empty(), "{:?}", node.rules_of("stale"));
+    assert!(!node.rules_of("keep").is_empty());
     node.del(&keep, "keep").succeeded();
     node.assert_clean();
 }
@@ -205,7 +202,7 @@ fn gc_leaves_another_networks_attachments_alone() {
     assert_eq!(node.host_veths().len(), 1, "{:?}", node.host_veths());
     assert!(node.ipam_dir().join("othernet").join("10.73.0.2").is_file());
     assert!(node.state_dir().join("attachments/othernet").read_dir().unwrap().count() == 1);
-    assert!(node.ns.iptables_save().contains(&wasmcni::firewall::iptables::masquerade_chain_name("othernet", "on-b")));
+    assert!(!node.rules_in("othernet", "on-b").is_empty(), "the other network's rules must stay");
     assert!(b.ping("10.73.0.1"));
     node.cni("DEL", &other, "on-b", Some(&b.path()), "eth0").succeeded();
     node.assert_clean();
@@ -271,13 +268,16 @@ fn del_after_the_interface_was_removed_by_hand() {
 
 #[test]
 fn a_failed_teardown_step_keeps_the_address_and_the_record_until_a_retry_succeeds() {
+    // How the plugin handles a backend that fails, shown with iptables in both runs of the suite: a failing
+    // tool first in PATH is a fault we can inject from outside.
     let node = Node::new("10.67.0.0/24");
     let pod = Ns::new("stuck");
-    let ip = pod_ip(node.add(&pod, "stuck").ok());
+    let conf = iptables_conf(&node);
+    let ip = pod_ip(node.cni("ADD", &conf, "stuck", Some(&pod.path()), "eth0").ok());
     // An iptables-restore that fails, first in PATH: the masquerade teardown of this DEL fails.
     let mut env = cni_env("DEL", "stuck", Some(&pod.path()), "eth0");
     env.insert("PATH", node.path_with_failing_restore("iptables-restore: resource busy"));
-    let err = node.spawn_cni(&env, &node.conf("1.0.0")).wait().err().clone();
+    let err = node.spawn_cni(&env, &conf).wait().err().clone();
     assert_eq!(err["code"], 11, "{err}");
     assert!(err["msg"].as_str().unwrap().contains("stay reserved"), "{err}");
     // The veth is gone, but the address is not handed out again while its rules are live.
@@ -286,20 +286,28 @@ fn a_failed_teardown_step_keeps_the_address_and_the_record_until_a_retry_succeed
     assert_eq!(node.records().len(), 1, "the record stays for the retry");
     assert!(node.ns.iptables_save().contains(&wasmcni::firewall::iptables::masquerade_chain_name(&node.network, "stuck")));
 
-    node.del(&pod, "stuck").succeeded();
+    node.cni("DEL", &conf, "stuck", Some(&pod.path()), "eth0").succeeded();
     node.assert_clean();
+}
+
+/// The node's conf with the iptables backend, whichever backend the suite tests.
+fn iptables_conf(node: &Node) -> serde_json::Value {
+    let mut conf = node.conf("1.1.0");
+    conf["firewallBackend"] = json!("iptables");
+    conf
 }
 
 #[test]
 fn gc_keeps_the_address_of_a_leftover_it_could_not_remove() {
     let node = Node::new("10.66.0.0/24");
     let pod = Ns::new("leaky");
-    let ip = pod_ip(node.add(&pod, "leaky").ok());
+    // The iptables backend in both runs, as above.
+    let mut conf = iptables_conf(&node);
+    let ip = pod_ip(node.cni("ADD", &conf, "leaky", Some(&pod.path()), "eth0").ok());
     for record in node.records() {
         std::fs::remove_file(record).unwrap(); // what a crash before the record leaves
     }
     // GC sees the leftover chain by its name but cannot remove it (iptables-restore fails).
-    let mut conf = node.conf("1.1.0");
     conf["cni.dev/valid-attachments"] = json!([]);
     let mut env = cni_env("GC", "", None, "");
     env.insert("PATH", node.path_with_failing_restore("iptables-restore: resource busy"));
@@ -309,5 +317,29 @@ fn gc_keeps_the_address_of_a_leftover_it_could_not_remove() {
     assert!(node.host_veths().is_empty(), "the veth could go");
     // The next GC, with a working iptables, finishes the job.
     node.cni("GC", &conf, "", None, "").succeeded();
+    node.assert_clean();
+}
+
+#[test]
+fn two_interfaces_of_one_container_keep_each_others_masquerade() {
+    // The reference chain name (iptables) is per container: DEL of one interface must leave the other's
+    // rules, and the last DEL removes the chain. nftables: one element per address.
+    let node = Node::new("10.75.0.0/24");
+    let pod = Ns::new("twoif");
+    // Bridged: two routed interfaces into one subnet would both want the gateway's route.
+    let mut conf = node.conf("1.0.0");
+    conf["mode"] = json!("bridge");
+    conf["bridge"] = json!("wcbr2");
+    conf["isDefaultGateway"] = json!(true);
+    let ip0 = pod_ip(node.cni("ADD", &conf, "twoif", Some(&pod.path()), "eth0").ok());
+    // The second one without a default route (the first has it).
+    let mut conf1 = conf.clone();
+    conf1["isDefaultGateway"] = json!(false);
+    let ip1 = pod_ip(node.cni("ADD", &conf1, "twoif", Some(&pod.path()), "eth1").ok());
+    assert!(node.masquerades("twoif", &ip0) && node.masquerades("twoif", &ip1));
+    node.cni("DEL", &conf, "twoif", Some(&pod.path()), "eth0").succeeded();
+    assert!(node.masquerades("twoif", &ip1), "DEL of eth0 removed eth1's masquerade: {:?}", node.rules_of("twoif"));
+    assert!(!node.masquerades("twoif", &ip0), "{:?}", node.rules_of("twoif"));
+    node.cni("DEL", &conf1, "twoif", Some(&pod.path()), "eth1").succeeded();
     node.assert_clean();
 }

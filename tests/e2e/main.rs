@@ -1,8 +1,10 @@
 //! Kernel end-to-end tests. They need root (CI runs as root) and fail loudly without it: a skipped kernel test
 //! would hide exactly the bugs it exists to catch.
 
+mod fw;
 mod support;
 
+mod backends;
 mod bridge;
 mod chaining;
 mod cli;

@@ -197,6 +197,7 @@ impl Node {
             "name": self.network,
             "type": "wasmcni",
             "ipMasq": true,
+            "firewallBackend": super::fw::under_test().name(),
             "mtu": 1400,
             "stateDir": self.state_dir(),
             "runDir": self.dir.path().join("run"),
@@ -286,24 +287,14 @@ impl Node {
         self.ns.links().lines().filter(|l| l.contains(": wcni")).map(String::from).collect()
     }
 
-    /// Rules and chains of attachments. The shared WASMCNI-FORWARD chain and its FORWARD jump (comment
-    /// "wasmcni hooks") belong to the node, not to an attachment, and stay.
-    pub fn cni_chains(&self) -> Vec<String> {
-        (self.ns.iptables_save() + &self.ns.ip6tables_save())
-            .lines()
-            .filter(|l| l.contains("CNI-") && !l.contains("\"wasmcni hooks\"") && !l.starts_with(":WASMCNI-FORWARD "))
-            .map(String::from)
-            .collect()
-    }
-
     /// Like assert_clean, but portmap's shared CNI-HOSTPORT-* chains (the reference plugin keeps them) are
     /// allowed; its per-attachment CNI-DN-* chains are not.
     pub fn assert_clean_except_shared_portmap_chains(&self) {
         assert!(self.host_veths().is_empty(), "veths left: {:?}", self.host_veths());
         assert!(self.reserved_ips().is_empty(), "IP files left: {:?}", self.reserved_ips());
         assert!(self.records().is_empty(), "records left: {:?}", self.records());
-        let left: Vec<String> = self.cni_chains().into_iter().filter(|l| !l.contains("CNI-HOSTPORT-")).collect();
-        assert!(left.is_empty(), "iptables left: {left:?}");
+        let left: Vec<String> = self.attachment_rules().into_iter().filter(|l| !l.contains("CNI-HOSTPORT-")).collect();
+        assert!(left.is_empty(), "firewall rules left: {left:?}");
     }
 
     /// Asserts that nothing of any attachment is left on the node.
@@ -311,7 +302,8 @@ impl Node {
         assert!(self.host_veths().is_empty(), "veths left: {:?}", self.host_veths());
         assert!(self.reserved_ips().is_empty(), "IP files left: {:?}", self.reserved_ips());
         assert!(self.records().is_empty(), "records left: {:?}", self.records());
-        assert!(self.cni_chains().is_empty(), "iptables left: {:?}", self.cni_chains());
+        let left = self.attachment_rules();
+        assert!(left.is_empty(), "firewall rules left: {left:?}");
     }
 
     /// Accepts one TCP connection on upstream and returns the peer address it saw.

@@ -12,11 +12,13 @@
 # ping each other; `-p 8080:80` works through the chained portmap plugin (from outside the node, from the
 # node itself and from a pod); `podman rm -f` leaves nothing in the node; nothing is left on the host.
 #
-# Usage: tests/podman/run.sh            (WASMCNI_BIN overrides the binary, default target/debug/wasmcni)
+# Usage: tests/podman/run.sh            (WASMCNI_BIN overrides the binary, default target/debug/wasmcni;
+#        WASMCNI_TEST_BACKEND=nftables tests the nftables backend, iptables by default)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WASMCNI_BIN=${WASMCNI_BIN:-$REPO/target/debug/wasmcni}
+BACKEND=${WASMCNI_TEST_BACKEND:-iptables}
 NET=wcpod                       # the CNI network name podman sees (conflist "name")
 SUBNET_RE='^10\.89\.0\.'        # ipam subnet 10.89.0.0/24, gateway 10.89.0.1
 NODE_IP=192.0.2.1               # the node's address on its link to the client netns: the published port's
@@ -68,8 +70,13 @@ if [ "${1:-}" = --inner ]; then
         ip link show "$veth" >/dev/null 2>&1 || fail "no host veth $veth for $c in the node netns"
         [ -f "$T/state/attachments/$NET/${ID[$c]}@eth0.json" ] || fail "no attachment record for $c"
         grep -q "${ID[$c]}" "$T/ipam/$NET/${IP[$c]}" 2>/dev/null || fail "no reservation of ${IP[$c]} for $c"
-        rules=$(iptables-save -t nat | grep -F -- "$(tag "${ID[$c]}")" || true)
-        has "$rules" "-j MASQUERADE" || fail "no masquerade rule commented for $c: $(iptables-save -t nat)"
+        if [ "$BACKEND" = nftables ]; then
+            rules=$(nft list map inet wasmcni masq4 | grep -F -- "${IP[$c]} comment \"wasmcni $NET/${ID[$c]}/eth0\"" || true)
+            has "$rules" ": jump m4-" || fail "no masquerade element for $c: $(nft list table inet wasmcni)"
+        else
+            rules=$(iptables-save -t nat | grep -F -- "$(tag "${ID[$c]}")" || true)
+            has "$rules" "-j MASQUERADE" || fail "no masquerade rule commented for $c: $(iptables-save -t nat)"
+        fi
         check "$c: ${IP[$c]} on eth0 (default via 10.89.0.1), host veth $veth, record, reservation, masquerade chain"
     done
     [ "$(ip -o link show | grep -c ': wcni')" = 3 ] || fail "expected 3 wcni links: $(ip -o link show)"
@@ -115,6 +122,9 @@ if [ "${1:-}" = --inner ]; then
     left=$(iptables-save | grep -F "$(tag)" || true)
     [ -z "$left" ] || fail "iptables rules left: $left"
     check "no iptables rules or chains commented name: \"$NET\""
+    left=$(nft list table inet wasmcni 2>/dev/null | grep -E "wasmcni $NET/|chain [ahm][46]?-" || true)
+    [ -z "$left" ] || fail "nftables elements or chains left: $left"
+    check "no nftables elements or per-pod chains in table inet wasmcni"
     left=$(ls "$T/ipam/$NET" | grep -vE '^(lock|last_reserved_ip\..*)$' || true)
     [ -z "$left" ] || fail "reservations left in ipam dataDir: $left"
     check "no reservations in $T/ipam/$NET (only: $(ls "$T/ipam/$NET" | tr '\n' ' '))"
@@ -185,7 +195,7 @@ T=$(mktemp -d /tmp/wasmcni-podman.XXXXXX)
 # /run and /var/lib and podman's lock in /dev/shm (where podman would put netns, CNI cache, storage, lock),
 # without other tests' namespaces (cargo's wt<pid>-…, this script's other runs), which come and go meanwhile.
 snapshot() {
-    { ip -o link show | sed 's/^[0-9]*: //; s/ state .*//; s/ link\/.*//'; iptables -S; iptables -t nat -S
+    { ip -o link show | sed 's/^[0-9]*: //; s/ state .*//; s/ link\/.*//'; iptables -S; iptables -t nat -S; nft list ruleset
       { ip netns list; awk '{print $2}' /proc/self/mounts; find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d
         ls -A /run /var/lib; ls /dev/shm | grep libpod || true
       } | grep -vE '(^|/)(wt[0-9]+-|wcpod-(node-|client-)?[0-9]+)'
@@ -214,7 +224,7 @@ ln "$bin" "$T/cni-bin/wasmcni" 2>/dev/null || ln -s "$bin" "$T/cni-bin/wasmcni"
 ln -s /usr/lib/cni/portmap "$T/cni-bin/portmap"
 cat > "$T/net.d/$NET.conflist" <<EOF
 {"cniVersion":"1.0.0","name":"$NET","plugins":[
-  {"type":"wasmcni","ipMasq":true,"stateDir":"$T/state","runDir":"$T/run","logFile":"$T/wasmcni.log","logLevel":"debug",
+  {"type":"wasmcni","ipMasq":true,"firewallBackend":"$BACKEND","stateDir":"$T/state","runDir":"$T/run","logFile":"$T/wasmcni.log","logLevel":"debug",
    "ipam":{"type":"builtin","subnet":"10.89.0.0/24","dataDir":"$T/ipam"}},
   {"type":"portmap","capabilities":{"portMappings":true}}]}
 EOF
@@ -251,7 +261,7 @@ EOF
 cp /bin/busybox "$T/rootfs/bin/busybox"
 for a in sh nc ip ping sleep cat echo hostname ls; do ln -s busybox "$T/rootfs/bin/$a"; done
 
-export T NET CLIENT CGROUP
+export T NET CLIENT CGROUP BACKEND
 # In the background and waited for, so that INT/TERM run the cleanup trap at once.
 unshare --mount --propagation private -- nsenter --net="/run/netns/$NODE" -- bash "$0" --inner &
 wait $!

@@ -192,9 +192,9 @@ impl NetConf {
             }
         }
         match self.firewall_backend.as_deref() {
-            None | Some("iptables" | "none" | "auto") => {}
+            None | Some("iptables" | "nftables" | "none" | "auto") => {}
             Some(other) => {
-                return Err(Error::InvalidConfig(format!("field firewallBackend: {other:?} is not one of iptables, none, auto")))
+                return Err(Error::InvalidConfig(format!("field firewallBackend: {other:?} is not one of iptables, nftables, none, auto")))
             }
         }
         if let Some(msg) = crate::naming::ifname_problem(self.bridge_name()) {
@@ -203,12 +203,15 @@ impl NetConf {
         Ok(())
     }
 
-    /// The backend that applies this network's rules (validated when parsing).
-    pub fn firewall_backend(&self) -> crate::firewall::Backend {
+    /// The backend configured for this network's rules (validated when parsing); None: `auto` (or unset),
+    /// which `Firewalls::choose` settles on the node.
+    pub fn firewall_backend(&self) -> Option<crate::firewall::Backend> {
         use crate::firewall::Backend;
         match self.firewall_backend.as_deref() {
-            Some("none") => Backend::None,
-            _ => Backend::Iptables,
+            Some("none") => Some(Backend::None),
+            Some("iptables") => Some(Backend::Iptables),
+            Some("nftables") => Some(Backend::Nftables),
+            _ => None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod fake;
 pub mod iptables;
+pub mod nftables;
 mod noop;
 pub mod rules;
 
@@ -20,6 +21,7 @@ pub use rules::{Action, AttachmentRules, Direction, HookChain, HookRule, Masquer
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Iptables,
+    Nftables,
     /// No firewall at all (`firewallBackend: "none"`): masquerade and hook rules are someone else's job.
     None,
 }
@@ -28,6 +30,7 @@ impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Backend::Iptables => "iptables",
+            Backend::Nftables => "nftables",
             Backend::None => "none",
         })
     }
@@ -105,18 +108,25 @@ pub trait Firewall: Send + Sync {
 /// The backends of this node, by name: the record says which one made an attachment's rules.
 pub trait Firewalls: Sync {
     fn get(&self, backend: Backend) -> &dyn Firewall;
+
+    /// The backend for a network: the configured one, or (None: `auto`) the one this node supports.
+    fn choose(&self, configured: Option<Backend>) -> Backend {
+        configured.unwrap_or(Backend::Iptables)
+    }
 }
 
 /// The real backends.
 pub struct NodeFirewalls {
     iptables: iptables::Iptables,
+    nftables: nftables::Nftables,
     noop: Noop,
+    auto: std::sync::OnceLock<Backend>,
 }
 
 impl NodeFirewalls {
     /// `run_dir`: where the backends keep their node-wide locks.
     pub fn new(run_dir: &std::path::Path) -> Self {
-        NodeFirewalls { iptables: iptables::Iptables::new(run_dir), noop: Noop }
+        NodeFirewalls { iptables: iptables::Iptables::new(run_dir), nftables: nftables::Nftables, noop: Noop, auto: Default::default() }
     }
 }
 
@@ -124,7 +134,23 @@ impl Firewalls for NodeFirewalls {
     fn get(&self, backend: Backend) -> &dyn Firewall {
         match backend {
             Backend::Iptables => &self.iptables,
+            Backend::Nftables => &self.nftables,
             Backend::None => &self.noop,
         }
+    }
+
+    /// `auto` is nftables wherever the kernel's nf_tables answers (every kernel since 3.13 with the module,
+    /// and what iptables-nft writes to anyway), iptables otherwise: netavark and kube-proxy are moving the
+    /// same way, and native nftables keeps the per-pod cost flat. One probe (a generation query) per process.
+    fn choose(&self, configured: Option<Backend>) -> Backend {
+        configured.unwrap_or_else(|| {
+            *self.auto.get_or_init(|| match self.nftables.status() {
+                Ok(()) => Backend::Nftables,
+                Err(e) => {
+                    log::info!("firewallBackend auto: nftables is not usable here ({e}), using iptables");
+                    Backend::Iptables
+                }
+            })
+        })
     }
 }

@@ -8,7 +8,7 @@ use super::undo::{self, Undo};
 use super::{locks, Deps};
 use crate::cni::request::Request;
 use crate::error::{Error, Result};
-use crate::firewall::{AttachmentRules, HookChain, Masquerade};
+use crate::firewall::{AttachmentRules, Backend, HookChain, Masquerade};
 use crate::hooks::manifest::Stage;
 use crate::hooks::Hooks;
 use crate::ipam::{IpamMode, DEFAULT_DATA_DIR};
@@ -24,10 +24,10 @@ pub fn run(req: &Request, deps: &Deps, hooks: &dyn Hooks) -> Result<()> {
     record::sweep_temps(path.parent().expect("has a parent"), Some(&format!("{}@{}", req.container_id, req.ifname)));
     let steps = match Record::load(&path) {
         Ok(Some(rec)) => rec.undo,
-        Ok(None) => by_name(req),
+        Ok(None) => by_name(req, deps),
         Err(e) => {
             log::warn!("{e}: cleaning up by name instead");
-            by_name(req)
+            by_name(req, deps)
         }
     };
     let errors = undo::unwind(deps, &steps);
@@ -43,7 +43,7 @@ pub fn run(req: &Request, deps: &Deps, hooks: &dyn Hooks) -> Result<()> {
 }
 
 /// What ADD would have recorded, found by deterministic names.
-fn by_name(req: &Request) -> Vec<Undo> {
+fn by_name(req: &Request, deps: &Deps) -> Vec<Undo> {
     let release_builtin = |data_dir| Undo::ReleaseIps {
         data_dir,
         network: req.conf.name.clone(),
@@ -66,10 +66,11 @@ fn by_name(req: &Request) -> Vec<Undo> {
     let host_veth = crate::naming::host_veth_name(&req.container_id, &req.ifname);
     let mut rules = AttachmentRules::new(&req.conf.name, &req.container_id, &req.ifname, &host_veth);
     rules.addresses = held.clone();
+    rules.match_by_address = super::add::topology::of(&req.conf).match_by_address();
     // Without known addresses the whole masquerade of this container goes (every interface of it on this
     // network shares the reference plugins' chain); with them, only this interface's rules.
     let sources = held.iter().map(|ip| (*ip, crate::netaddr::host_net(*ip))).collect();
-    rules.masquerade = req.conf.ip_masq.then(|| Masquerade { sources, except: Vec::new() });
+    rules.masquerade = req.conf.ip_masq.then(|| Masquerade { sources, except: req.conf.non_masquerade_cidrs() });
     // Hook rule names depend only on the attachment and the hook's name, so the manifest tells them.
     if crate::hooks::configured(req) {
         match crate::hooks::manifest::load(req.conf.hooks_manifest.as_deref(), req.conf.hooks.as_ref()) {
@@ -86,7 +87,13 @@ fn by_name(req: &Request) -> Vec<Undo> {
     let alias = crate::naming::veth_alias(&req.conf.name, &req.container_id, &req.ifname);
     let mut steps = vec![release, Undo::DeleteHostLink { name: host_veth, if_alias: Some(alias) }];
     if rules.masquerade.is_some() || !rules.hooks.is_empty() {
-        steps.push(Undo::Firewall { backend: req.conf.firewall_backend(), rules });
+        // Configured: that backend made the rules. `auto` may have chosen differently on an earlier version
+        // or setting: look in every backend that works here.
+        let backends = match req.conf.firewall_backend() {
+            Some(b) => vec![b],
+            None => [Backend::Iptables, Backend::Nftables].into_iter().filter(|b| deps.firewalls.get(*b).status().is_ok()).collect(),
+        };
+        steps.extend(backends.into_iter().map(|backend| Undo::Firewall { backend, rules: rules.clone() }));
     }
     steps
 }
@@ -99,6 +106,6 @@ fn held_addresses(data_dir: &std::path::Path, req: &Request) -> Vec<std::net::Ip
 }
 
 #[cfg(test)]
-pub(super) fn by_name_for_tests(req: &Request) -> Vec<Undo> {
-    by_name(req)
+pub(super) fn by_name_for_tests(req: &Request, deps: &Deps) -> Vec<Undo> {
+    by_name(req, deps)
 }

@@ -19,7 +19,7 @@ use crate::ipam::IpamMode;
 use crate::naming::{parse_attachment_key, VETH_ALIAS_PREFIX};
 
 /// Every firewall backend GC looks in for leftovers: a node may have switched backends.
-const BACKENDS: &[Backend] = &[Backend::Iptables];
+const BACKENDS: &[Backend] = &[Backend::Iptables, Backend::Nftables];
 
 /// Attachments GC must leave alone: the runtime's list, plus those whose cleanup failed this run (they keep
 /// their addresses until a retry removes the rest). A leftover masquerade chain names only its container,
@@ -162,7 +162,13 @@ fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>)
     let mut found: Leaks = BTreeMap::new();
     let mut listed = true;
     for backend in BACKENDS {
-        match deps.firewalls.get(*backend).leftovers(network) {
+        let firewall = deps.firewalls.get(*backend);
+        // A backend that does not work here (no iptables binary, no nf_tables) holds nothing of ours.
+        if let Err(e) = firewall.status() {
+            log::debug!("gc: not looking in {backend}: {e}");
+            continue;
+        }
+        match firewall.leftovers(network) {
             Ok(rules) => {
                 for r in rules.into_iter().filter(|r| !kept.contains(&r.container_id, &r.ifname)) {
                     let key = (r.container_id.clone(), r.ifname.clone());

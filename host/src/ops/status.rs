@@ -48,9 +48,13 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
     // A manifest that would fail ADD, or a config a hook refuses, makes the plugin not ready; loading also
     // fills the compile cache.
     crate::hooks::check(req).map_err(|e| not_ready(e.to_string()))?;
-    let backend = req.conf.firewall_backend();
+    let backend = deps.firewalls.choose(req.conf.firewall_backend());
+    let how = if req.conf.firewall_backend().is_some() { "configured" } else { "auto" };
     if req.conf.ip_masq || crate::hooks::configured(req) {
-        deps.firewalls.get(backend).status().map_err(|e| not_ready(format!("firewall backend {backend} is not usable: {e}")))?;
+        deps.firewalls.get(backend).status().map_err(|e| not_ready(format!("firewall backend {backend} is not usable ({how}): {e}")))?;
+        log::info!("status: firewall backend {backend} ({how}) works");
+    } else {
+        log::info!("status: firewall backend {backend} ({how}); this network applies no rules");
     }
     Ok(())
 }

@@ -114,6 +114,7 @@ impl Tools {
     /// `iptables-save -t TABLE`, or every table with `None`.
     pub fn save(&self, family: Family, table: Option<&str>) -> Result<String, Error> {
         let tool = format!("{}-save", prefix(family));
+        log::debug!("{tool}{}", table.map(|t| format!(" -t {t}")).unwrap_or_default());
         let out = Command::new(find_tool(&tool)?)
             .args(table.map(|t| vec!["-t", t]).unwrap_or_default())
             .stdin(Stdio::null())

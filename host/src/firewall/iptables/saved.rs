@@ -39,9 +39,47 @@ pub fn render_chain_teardown(table: &str, chain: &str, saved: &str) -> Option<St
     Some(out + "COMMIT\n")
 }
 
+/// The input that undoes `setup` (an iptables-restore --noflush input of ours) exactly as written: its
+/// rules in chains it does not declare (the jumps) deleted, then the chains it declares flushed and
+/// removed. It fails as a whole when anything it names is not there (or a chain is still jumped to from
+/// elsewhere), so the caller falls back to reading the tables; when it works, DEL read nothing at all.
+pub fn render_inverse(setup: &str) -> String {
+    let mut out = String::new();
+    let mut declared: Vec<&str> = Vec::new();
+    let mut deletes = String::new();
+    for line in setup.lines() {
+        if line.starts_with('*') {
+            out += line;
+            out.push('\n');
+            declared.clear();
+            deletes.clear();
+        } else if let Some(decl) = line.strip_prefix(':') {
+            declared.extend(decl.split(' ').next());
+        } else if let Some(rule) = line.strip_prefix("-A ") {
+            let chain = rule.split(' ').next().unwrap_or_default();
+            if !declared.contains(&chain) {
+                deletes += &format!("-D {rule}\n");
+            }
+        } else if line == "COMMIT" {
+            out += &deletes;
+            for c in &declared {
+                out += &format!("-F {c}\n-X {c}\n");
+            }
+            out += "COMMIT\n";
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inverse_deletes_the_jumps_then_the_chains() {
+        let setup = "*nat\n:CNI-a - [0:0]\n-A CNI-a -d 10.0.0.0/24 -j ACCEPT\n-A POSTROUTING -s 10.0.0.2 -m comment --comment \"x y\" -j CNI-a\nCOMMIT\n";
+        assert_eq!(render_inverse(setup), "*nat\n-D POSTROUTING -s 10.0.0.2 -m comment --comment \"x y\" -j CNI-a\n-F CNI-a\n-X CNI-a\nCOMMIT\n");
+    }
 
     #[test]
     fn table_sections_of_a_full_dump() {

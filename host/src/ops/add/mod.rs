@@ -5,7 +5,7 @@
 //! any moment leaves nothing that DEL or GC cannot find. A failure unwinds them all in reverse.
 
 mod reserve;
-mod topology;
+pub(super) mod topology;
 mod wiring;
 
 use std::net::IpAddr;
@@ -201,7 +201,7 @@ impl Adding<'_> {
         }
         rules.hooks = hooks.post_add(self.req, result)?;
         log::debug!("step: post-add hooks done");
-        Ok((conf.firewall_backend(), rules))
+        Ok((self.deps.firewalls.choose(conf.firewall_backend()), rules))
     }
 
     /// Pushes the undo of every change still to come and writes the record: from here on, whatever happens

@@ -85,7 +85,7 @@ fn del_without_a_record_finds_the_rules_addresses_in_the_ipam_store() {
     node.add("c1").unwrap();
     std::fs::remove_file(&node.records()[0]).unwrap();
     let req = node.request(crate::cni::request::Command::Del, &node.conf(), "c1");
-    let steps = super::super::del::by_name_for_tests(&req);
+    let steps = super::super::del::by_name_for_tests(&req, &node.deps());
     let rules = steps
         .iter()
         .find_map(|s| match s {

@@ -1,0 +1,262 @@
+//! The nftables backend, spoken over netlink from this process (no `nft` exec on the per-pod path): one
+//! `inet` table of ours, per-pod state as verdict-map elements (layout.rs), each ADD and each DEL one
+//! atomic transaction of a few messages. Its cost does not grow with the pods on the node: nothing lists or
+//! rewrites the ruleset, and CHECK and GC read only our table.
+
+mod expr;
+mod layout;
+mod leftovers;
+mod plan;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use std::net::IpAddr;
+
+use super::{AttachmentRules, Backend, Done, Error, Family, Firewall};
+use layout::{Map, TABLE};
+use plan::{dispatch_keys, families, hook_chains, key, masq_chains, masq_keep, per_family, Op};
+use wire::{msg, Batch, Conn, Refused, NLM_F_DUMP};
+
+pub(crate) const ENOENT: i32 = 2;
+const EBUSY: i32 = 16;
+
+#[derive(Debug, Default, Clone)]
+pub struct Nftables;
+
+pub(crate) fn backend_err(e: String) -> Error {
+    Error::Backend(e)
+}
+
+fn refused(list: &[Refused]) -> Error {
+    let words: Vec<String> = list.iter().map(ToString::to_string).collect();
+    Error::Backend(format!("nftables refused the change: {}", words.join("; ")))
+}
+
+impl Nftables {
+    fn conn(&self) -> Result<Conn, Error> {
+        Conn::open().map_err(backend_err)
+    }
+
+    /// Commits `batch`; when our table (or a map or base chain of it) is missing, creates it and tries again.
+    fn commit_with_setup(&self, conn: &Conn, build: impl Fn() -> Batch) -> Result<(), Error> {
+        let first = commit(conn, build())?;
+        if first.is_empty() {
+            return Ok(());
+        }
+        if !first.iter().all(|r| r.errno == ENOENT) {
+            return Err(refused(&first));
+        }
+        let mut setup = Batch::new();
+        layout::setup(&mut setup);
+        let set_up = conn.commit(setup).map_err(backend_err)?;
+        if !set_up.is_empty() {
+            return Err(refused(&set_up));
+        }
+        log::info!("nftables: table inet {TABLE} set up");
+        let again = commit(conn, build())?;
+        if again.is_empty() {
+            Ok(())
+        } else {
+            Err(refused(&again))
+        }
+    }
+
+    /// Deletes `chain` unless something still jumps to it; the errno when it was not deleted. Asks first: a
+    /// transaction the kernel refuses costs ~10 ms (its abort waits for an RCU grace period), more than the
+    /// rest of a DEL. Whoever removes the last element asks after that commit, so the chain never outlives
+    /// its last user; a concurrent ADD between the question and the deletion only costs that abort.
+    fn delete_unused_chain(conn: &Conn, chain: &str) -> Result<Option<i32>, Error> {
+        let got = conn
+            .request(msg::GETCHAIN, 0, |a| {
+                a.str(1, TABLE).str(3, chain);
+            })
+            .map_err(backend_err)?;
+        match got {
+            Err(e) => return Ok(Some(e)),
+            Ok(replies) if replies.first().and_then(|r| wire::attr_u32(&r.attrs, 6)).is_some_and(|used| used > 0) => return Ok(Some(EBUSY)),
+            Ok(_) => {}
+        }
+        let mut b = Batch::new();
+        layout::delete_chain(&mut b, chain);
+        Ok(match conn.commit(b).map_err(backend_err)?.first() {
+            None => {
+                log::debug!("nftables: {chain} removed with the last pod using it");
+                None
+            }
+            Some(r) if r.errno == ENOENT || r.errno == EBUSY => Some(r.errno),
+            Some(r) => {
+                log::warn!("nftables: {r}");
+                Some(r.errno)
+            }
+        })
+    }
+
+    /// The chains of our table whose comment is `text`.
+    fn chains_commented(conn: &Conn, text: &str) -> Result<Vec<String>, Error> {
+        let Ok(chains) = conn.request(msg::GETCHAIN, NLM_F_DUMP, |_| {}).map_err(backend_err)? else { return Ok(Vec::new()) };
+        Ok(chains
+            .iter()
+            .filter(|c| wire::attr_str(&c.attrs, 1).as_deref() == Some(TABLE))
+            .filter(|c| wire::attr(&c.attrs, 12).and_then(layout::read_comment).as_deref() == Some(text))
+            .filter_map(|c| wire::attr_str(&c.attrs, 3))
+            .collect())
+    }
+
+    /// One element, asked for by key; None when it is not there.
+    fn element_exists(conn: &Conn, map: &Map, k: &[u8]) -> Result<bool, Error> {
+        let got = conn
+            .request(msg::GETSETELEM, 0, |a| {
+                a.str(1, TABLE).str(2, map.name).nest(3, |list| {
+                    list.nest(1, |el| expr::value_nest(el, 1, k));
+                });
+            })
+            .map_err(backend_err)?;
+        Ok(got.is_ok())
+    }
+
+    /// How many rules `chain` holds; None when there is no such chain.
+    fn rule_count(conn: &Conn, chain: &str) -> Result<Option<usize>, Error> {
+        let got = conn
+            .request(msg::GETRULE, NLM_F_DUMP, |a| {
+                a.str(1, TABLE).str(2, chain);
+            })
+            .map_err(backend_err)?;
+        Ok(got.ok().map(|r| r.len()))
+    }
+}
+
+/// Commits `batch`; the kernel's refusals, or nothing when it applied all of it (logged, for the tests
+/// and for whoever reads the debug log to see what a pod costs).
+fn commit(conn: &Conn, batch: Batch) -> Result<Vec<Refused>, Error> {
+    let n = batch.len();
+    let refused = conn.commit(batch).map_err(backend_err)?;
+    if refused.is_empty() && n > 0 {
+        log::debug!("nftables: {n} changes in one transaction");
+    }
+    Ok(refused)
+}
+
+impl Firewall for Nftables {
+    fn backend(&self) -> Backend {
+        Backend::Nftables
+    }
+
+    fn apply(&self, rules: &AttachmentRules) -> Result<Box<dyn super::Applying>, Error> {
+        let conn = self.conn()?;
+        // Applied now: a few messages in one transaction take less than starting a process would.
+        self.commit_with_setup(&conn, || plan::apply_batch(rules))?;
+        Ok(Box::new(Done(Ok(()))))
+    }
+
+    fn teardown(&self, rules: &AttachmentRules) -> Result<(), Error> {
+        let conn = self.conn()?;
+        let all = plan::teardown_ops(rules);
+        let mut ops: Vec<&Op> = all.iter().collect();
+        // One missing object fails the whole transaction: leave out what is already gone and go again (DESTROY
+        // would do that in one go, but only from Linux 6.3 on).
+        let mut settled = false;
+        for _ in 0..4 {
+            if ops.is_empty() {
+                settled = true;
+                break;
+            }
+            let refused_now = commit(&conn, plan::teardown_batch(&ops))?;
+            if refused_now.is_empty() {
+                settled = true;
+                break;
+            }
+            if !refused_now.iter().all(|r| r.errno == ENOENT && r.index.is_some()) {
+                return Err(refused(&refused_now));
+            }
+            let gone: Vec<usize> = refused_now.iter().filter_map(|r| r.index).collect();
+            ops = ops.into_iter().enumerate().filter(|(i, _)| !gone.contains(i)).map(|(_, o)| o).collect();
+        }
+        if !settled {
+            return Err(Error::Backend("nftables teardown did not settle after 4 tries".into()));
+        }
+        // The network's masquerade chain goes with its last pod: the kernel refuses (EBUSY) while another
+        // pod's element still jumps to it, and a concurrent ADD recreates it in its own transaction.
+        let mut unknown = false;
+        for chain in masq_chains(rules) {
+            unknown |= Self::delete_unused_chain(&conn, &chain)? == Some(ENOENT);
+        }
+        // A DEL without its record does not know the pod's subnet, so neither the chain's name: look for the
+        // network's masquerade chains by their comment.
+        if unknown {
+            for chain in Self::chains_commented(&conn, &format!("wasmcni masquerade of {}", rules.network))? {
+                Self::delete_unused_chain(&conn, &chain)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, rules: &AttachmentRules) -> Result<Vec<String>, Error> {
+        let conn = self.conn()?;
+        let mut missing = Vec::new();
+        // The node's part: without its base chains no element of ours is ever looked up.
+        for (chain, n) in layout::BASE_RULES {
+            match Self::rule_count(&conn, chain)? {
+                None => missing.push(format!("chain {chain} of table inet {TABLE} is missing")),
+                Some(have) if have < n => missing.push(format!("chain {chain} of table inet {TABLE} holds {have} of its {n} rules")),
+                Some(_) => {}
+            }
+        }
+        if let Some(m) = &rules.masquerade {
+            for f in [Family::V4, Family::V6] {
+                let sources: Vec<IpAddr> = m.sources.iter().map(|(ip, _)| *ip).filter(|ip| Family::of(*ip) == f).collect();
+                if sources.is_empty() {
+                    continue;
+                }
+                let chain = layout::masq_chain(f, &masq_keep(m, f));
+                match Self::rule_count(&conn, &chain)? {
+                    None => missing.push(format!("masquerade chain {chain} is missing")),
+                    Some(0) => missing.push(format!("masquerade chain {chain} has no rules (flushed?)")),
+                    Some(_) => {}
+                }
+                for ip in sources {
+                    if !Self::element_exists(&conn, layout::masq_map(f), &expr::addr_bytes(ip))? {
+                        missing.push(format!("the masquerade of {ip} (element of map {}) is missing", layout::masq_map(f).name));
+                    }
+                }
+            }
+        }
+        let fams = families(rules);
+        for out in [true, false] {
+            let hooks = hook_chains(rules, out);
+            let any = !hooks.is_empty();
+            for (chain, _, mine) in &hooks {
+                let n = per_family(mine, &fams).count();
+                match Self::rule_count(&conn, chain)? {
+                    None => missing.push(format!("hook rule chain {chain} is missing")),
+                    Some(have) if have < n => missing.push(format!("hook rule chain {chain} holds {have} of its {n} rules")),
+                    Some(_) => {}
+                }
+            }
+            if any {
+                let dispatch = layout::dispatch_chain(&key(rules), out);
+                if Self::rule_count(&conn, &dispatch)?.is_none_or(|n| n == 0) {
+                    missing.push(format!("hook dispatch chain {dispatch} is missing or empty"));
+                }
+                for (map, k, shown) in dispatch_keys(rules, out) {
+                    if !Self::element_exists(&conn, map, &k)? {
+                        missing.push(format!("the {} dispatch of {shown} (element of map {}) is missing", layout::dir(out), map.name));
+                    }
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    fn leftovers(&self, network: &str) -> Result<Vec<AttachmentRules>, Error> {
+        leftovers::find(&self.conn()?, network)
+    }
+
+    fn status(&self) -> Result<(), Error> {
+        let conn = self.conn()?;
+        match conn.request(msg::GETGEN, 0, |_| {}).map_err(backend_err)? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::Backend(format!("nf_tables does not answer: {}", std::io::Error::from_raw_os_error(e)))),
+        }
+    }
+}

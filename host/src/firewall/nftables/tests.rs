@@ -1,0 +1,110 @@
+//! What the backend sends for an attachment, read back from the batch's own descriptions: no kernel needed
+//! (the e2e suite runs the same against the real one, `WASMCNI_TEST_BACKEND=nftables`).
+
+use super::plan::{self, Op};
+use crate::firewall::{Action, AttachmentRules, Direction, HookChain, HookRule, Masquerade, Protocol};
+
+fn pod(masq: bool) -> AttachmentRules {
+    let mut r = AttachmentRules::new("net", "ctr", "eth0", "wcniabc");
+    r.addresses = vec!["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
+    if masq {
+        r.masquerade = Some(Masquerade {
+            sources: vec![("10.0.0.2".parse().unwrap(), "10.0.0.0/24".parse().unwrap()), ("fd00::2".parse().unwrap(), "fd00::/64".parse().unwrap())],
+            except: vec!["10.244.0.0/16".parse().unwrap()],
+        });
+    }
+    r
+}
+
+fn drop_to(peer: &str, port: u16) -> HookRule {
+    HookRule { direction: Direction::Egress, protocol: Protocol::Tcp, ports: Some((port, port)), peer: Some(peer.parse().unwrap()), action: Action::Drop, log_prefix: None }
+}
+
+fn sent(rules: &AttachmentRules) -> Vec<String> {
+    plan::apply_batch(rules).descriptions().into_iter().map(String::from).collect()
+}
+
+#[test]
+fn masquerade_is_an_element_per_address_and_a_shared_chain_per_family() {
+    let d = sent(&pod(true));
+    let elements: Vec<&String> = d.iter().filter(|l| l.starts_with("add ") && l.contains(" to map ")).collect();
+    assert_eq!(elements, ["add 10.0.0.2 to map masq4", "add fd00::2 to map masq6"], "{d:#?}");
+    // Left alone: the pod subnet, the cluster CIDR of that family, multicast; then masquerade.
+    let m4: Vec<&String> = d.iter().filter(|l| l.starts_with("add to chain m4-")).collect();
+    assert!(m4[0].ends_with("leave 10.0.0.0/24 alone") && m4[1].ends_with("leave 10.244.0.0/16 alone"), "{m4:#?}");
+    assert!(m4[2].ends_with("leave 224.0.0.0/4 alone") && m4[3].ends_with(": masquerade") && m4.len() == 4, "{m4:#?}");
+    assert!(!d.iter().any(|l| l.contains("dispatch") || l.contains("chain a-")), "no hooks, no dispatch: {d:#?}");
+    // Nothing about the table or base chains: they are set up once, when a commit finds them missing.
+    assert!(!d.iter().any(|l| l.contains("table") || l.contains("postrouting")), "{d:#?}");
+}
+
+#[test]
+fn hook_rules_go_to_their_direction_reached_by_the_veth() {
+    let mut r = pod(false);
+    r.hooks = vec![HookChain { hook: "guard".into(), rules: vec![drop_to("203.0.113.0/24", 80)] }];
+    let d = sent(&r);
+    let out = super::layout::dispatch_chain("net/ctr/eth0", true);
+    let hook = super::layout::hook_chain("net/ctr/eth0", "guard", true);
+    assert!(d.contains(&format!("add to chain {out}: jump {hook}")), "{d:#?}");
+    assert!(d.contains(&"add wcniabc to map from_if".to_string()), "{d:#?}");
+    // A v4 peer: one rule, in the v4 family only; egress only: nothing for traffic to the pod.
+    assert_eq!(d.iter().filter(|l| l.starts_with(&format!("add to chain {hook}"))).count(), 1, "{d:#?}");
+    assert!(!d.iter().any(|l| l.contains("-in") || l.contains("to_if")), "{d:#?}");
+}
+
+#[test]
+fn a_bridged_pod_is_reached_by_its_addresses() {
+    let mut r = pod(false);
+    r.match_by_address = true;
+    r.hooks = vec![HookChain { hook: "guard".into(), rules: vec![drop_to("0.0.0.0/0", 25)] }];
+    let d = sent(&r);
+    assert!(d.contains(&"add 10.0.0.2 to map from4".to_string()) && d.contains(&"add fd00::2 to map from6".to_string()), "{d:#?}");
+    assert!(!d.iter().any(|l| l.contains("from_if")), "{d:#?}");
+}
+
+fn removals(rules: &AttachmentRules) -> Vec<String> {
+    plan::teardown_ops(rules)
+        .iter()
+        .map(|op| match op {
+            Op::Element(map, _, shown) => format!("element {shown} of {}", map.name),
+            Op::Chain(c) => format!("chain {c}"),
+        })
+        .collect()
+}
+
+#[test]
+fn teardown_removes_elements_then_dispatch_chains_then_hook_chains_and_leaves_the_shared_masquerade_chain() {
+    let mut r = pod(true);
+    r.hooks = vec![HookChain { hook: "guard".into(), rules: vec![drop_to("203.0.113.0/24", 80)] }];
+    let ops = removals(&r);
+    let out = super::layout::dispatch_chain("net/ctr/eth0", true);
+    let hook = super::layout::hook_chain("net/ctr/eth0", "guard", true);
+    assert_eq!(
+        ops,
+        ["element 10.0.0.2 of masq4", "element fd00::2 of masq6", "element wcniabc of from_if", &format!("chain {out}"), &format!("chain {hook}")],
+        "the masquerade chains go in their own transaction, once no pod uses them"
+    );
+}
+
+#[test]
+fn hooks_known_by_name_only_are_removed_in_both_directions() {
+    let mut r = pod(false);
+    r.hooks = vec![HookChain { hook: "guard".into(), rules: Vec::new() }];
+    let ops = removals(&r);
+    for out in [true, false] {
+        assert!(ops.contains(&format!("chain {}", super::layout::dispatch_chain("net/ctr/eth0", out))), "{ops:#?}");
+        assert!(ops.contains(&format!("chain {}", super::layout::hook_chain("net/ctr/eth0", "guard", out))), "{ops:#?}");
+    }
+    assert!(ops.contains(&"element wcniabc of to_if".to_string()), "{ops:#?}");
+}
+
+#[test]
+fn a_gc_leftover_known_by_its_chains_is_removed_with_its_elements() {
+    let mut r = AttachmentRules::new("net", "ctr", "eth0", "wcniabc");
+    let a = super::layout::dispatch_chain("net/ctr/eth0", true);
+    let h = super::layout::hook_chain("net/ctr/eth0", "guard", true);
+    r.extra_chains = vec![h.clone(), a.clone(), "m4-0123".into()];
+    let ops = removals(&r);
+    assert_eq!(ops, ["element wcniabc of from_if".to_string(), format!("chain {a}"), format!("chain {h}")]);
+    assert_eq!(plan::masq_chains(&r), ["m4-0123"]);
+}
