@@ -368,6 +368,7 @@ fn one_restore_per_add_and_per_del_and_del_loads_only_del_hooks() {
     assert!(!del_log.contains("hooks loaded"), "no hook has a del stage: DEL must not load any\n{del_log}");
     // Its cost does not grow with the node: DEL undoes what the record says without reading the ruleset.
     assert!(!del_log.contains("iptables-save") && !del_log.contains("ip6tables-save"), "DEL read the tables\n{del_log}");
+    assert!(!del_log.contains("transaction refused"), "DEL had the kernel abort a transaction (~10 ms)\n{del_log}");
     del(&node, &conf, &warm, "warm");
     node.assert_clean();
 }
