@@ -33,8 +33,11 @@ echo "==> Kubernetes without a cluster: three nodes with the agent on a real ker
 cargo build --locked -q -p wasmcni-agent
 WASMCNI_BIN=target/debug/wasmcni AGENT_BIN=target/debug/wasmcni-agent bash scripts/k8s-test.sh
 
-echo "==> native unit tests of the examples not in Rust (the Rust ones ran under cargo test)"
+echo "==> native unit tests of the examples not in Rust: C, Python, JavaScript (node --test); the Rust ones ran under cargo test"
 for t in example-hooks/*/test.sh; do bash "$t"; done
+
+echo "==> wasmcni hook new: a project per language, built, unit-tested and its fixtures run as generated"
+WASMCNI_BIN=target/debug/wasmcni bash scripts/scaffold-test.sh
 
 echo "==> every example hook's fixtures, through wasmcni hook test (the built components)"
 failed=0

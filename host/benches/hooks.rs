@@ -62,6 +62,9 @@ fn main() {
         args: vec![],
         runtime_config: "{}".into(),
         config: hook.spec.config_json(),
+        pod_labels: vec![("app".into(), "web".into())],
+        pod_annotations: vec![],
+        service_account: Some("default".into()),
     };
     let dns = wit::Dns { nameservers: vec![], domain: None, search: vec![], options: vec![] };
     let plan = wit::Plan { ips: vec![], routes: vec![], mtu: None, mac: None, dns: dns.clone() };

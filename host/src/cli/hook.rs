@@ -11,7 +11,24 @@ use crate::hooks::engine::HookEngine;
 
 #[derive(Subcommand)]
 pub enum HookCmd {
+    /// Start a hook project: sources, unit tests, fixtures, build.sh and test.sh that pass as generated.
+    ///
+    /// Writes NAME/ (or --dir): the hook (it opens only the TCP ports its config lists), native unit tests,
+    /// fixtures for `hook test`, build.sh and test.sh, a README, and this plugin's contract (wit/hook.wit;
+    /// for Rust a copy of the SDK, which carries it).
+    New {
+        /// The hook's name: lowercase letters, digits and '-' (it names the package and the .wasm file).
+        name: String,
+        #[arg(long, value_enum)]
+        lang: super::scaffold::Lang,
+        /// Where to create the project (default: ./NAME); it may exist if it is empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Precompile hooks into the cache ahead of time (for installers), from a manifest or module paths.
+    ///
+    /// Each hook is checked as `hook check` does (pin, contract, its own validate-config) before it is
+    /// cached; exits 1 when one fails.
     Compile {
         /// A hooks manifest (.toml) or component files (.wasm).
         inputs: Vec<PathBuf>,
@@ -19,29 +36,38 @@ pub enum HookCmd {
         #[arg(long, default_value = crate::cni::conf::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
-    /// Check a hooks manifest as a node would use it, without a pod: every hook's module is there (and, as
-    /// root, trusted), its sha256 pin and contract version match, it compiles, and its own validate-config
-    /// accepts its config. Exits 1 with a line per problem, naming the hook and the field.
+    /// Check a hooks manifest as a node would use it, without a pod.
+    ///
+    /// Every hook's module is there (and, as root, trusted), its sha256 pin and contract version match, it
+    /// compiles, and its own validate-config accepts its config. Exits 1 with a line per problem, naming
+    /// the hook and the field.
     Check {
         manifest: PathBuf,
         /// The cache to compile into (the node's: the plugin's state dir). Default: your own.
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
-    /// Run fixture files (TOML) against a built component, through the plugin's own runner; a failing
-    /// fixture shows a diff. Works for a hook written in any language.
+    /// Run fixture files (TOML) against a built component, through the plugin's own runner.
+    ///
+    /// Prints ok or FAIL per file (a failure with a diff of expected and actual) and "N passed, M failed";
+    /// exits 1 when any failed. Works for a hook written in any language; the format is docs/fixtures.md.
     Test {
+        /// Fixture files, e.g. fixtures/*.toml.
         fixtures: Vec<PathBuf>,
+        /// The built component (.wasm).
         #[arg(long)]
         module: PathBuf,
         #[command(flatten)]
         cache: CacheArgs,
     },
     /// Call one stage of a component and print its answer as JSON (the debugging path).
+    ///
+    /// Inputs come from a fixture file (--input; its expect table is ignored), from the flags, or both.
     Run {
+        /// The built component (.wasm).
         #[arg(long)]
         module: PathBuf,
-        /// pre-add, post-add or del; overrides the input file's stage.
+        /// pre-add, post-add, del or validate-config; overrides the input file's stage.
         #[arg(long)]
         stage: Option<String>,
         /// A fixture file giving the inputs (its expect section is ignored).
@@ -50,8 +76,10 @@ pub enum HookCmd {
         /// The hook's config as JSON, e.g. '{"ports": [80]}'.
         #[arg(long)]
         config: Option<String>,
+        /// The pod's namespace (K8S_POD_NAMESPACE).
         #[arg(long)]
         namespace: Option<String>,
+        /// The pod's name (K8S_POD_NAME).
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -83,6 +111,7 @@ impl CacheArgs {
 
 pub fn run(cmd: HookCmd) -> anyhow::Result<i32> {
     match cmd {
+        HookCmd::New { name, lang, dir } => super::scaffold::run(&name, lang, dir),
         HookCmd::Compile { inputs, state_dir } => compile(&inputs, &state_dir),
         HookCmd::Check { manifest, state_dir } => {
             let engine = HookEngine::new()?;

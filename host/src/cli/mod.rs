@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::ops::dispatch;
 
 mod hook;
+mod scaffold;
 use crate::install;
 
 #[derive(Parser)]

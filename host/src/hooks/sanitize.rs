@@ -35,21 +35,24 @@ impl LogBudget {
     }
 }
 
-/// What a hook's stderr says about why it trapped: a Rust panic's message (not the backtrace hint after
-/// it), a Python exception's last line, else the last line it wrote.
+/// What a hook's stderr says about why it trapped: a Python exception's last line (componentize-py follows
+/// the traceback with a Rust panic of its own, which says only that Python threw), else a Rust panic's
+/// message (not the backtrace hint after it), else the last line it wrote.
 pub fn last_words(stderr: &str) -> Option<String> {
     let lines: Vec<&str> = stderr.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+    let panic = lines.iter().rposition(|l| l.contains("panicked at"));
+    // Python: a traceback ends with "ExceptionType: message".
+    if let Some(t) = lines.iter().rposition(|l| l.starts_with("Traceback (most recent call last)")) {
+        let end = panic.filter(|p| *p > t).unwrap_or(lines.len());
+        if let Some(last) = lines[t + 1..end].iter().rev().find(|l| !l.starts_with(' ')) {
+            return Some(format!("raised {}", last.trim()));
+        }
+    }
     // Rust: "thread '<unnamed>' panicked at src/lib.rs:7:5:" then the message (possibly several lines).
-    if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
+    if let Some(i) = panic {
         let message: Vec<&str> = lines[i + 1..].iter().copied().take_while(|l| !l.starts_with("note:")).collect();
         let message = if message.is_empty() { lines[i].splitn(2, "panicked at").nth(1).unwrap_or_default().to_string() } else { message.join(" ") };
         return Some(format!("panicked: {}", message.trim()));
-    }
-    // Python: a traceback ends with "ExceptionType: message".
-    if let Some(i) = lines.iter().rposition(|l| l.starts_with("Traceback (most recent call last)")) {
-        if let Some(last) = lines[i + 1..].iter().rev().find(|l| !l.starts_with(' ')) {
-            return Some(format!("raised {}", last.trim()));
-        }
     }
     lines.iter().rev().find(|l| !l.starts_with("note: run with")).map(|l| l.trim().to_string())
 }
@@ -73,6 +76,9 @@ mod tests {
         assert_eq!(last_words(rust).unwrap(), "panicked: test hook asked to trap");
         let py = "Traceback (most recent call last):\n  File \"app.py\", line 3, in pre_add\n    x = cfg['mtu']\nKeyError: 'mtu'\n";
         assert_eq!(last_words(py).unwrap(), "raised KeyError: 'mtu'");
+        // What componentize-py writes: the traceback, then its runtime's panic.
+        let componentized = format!("{py}thread '<unnamed>' panicked at src/lib.rs:1:1:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1`\n");
+        assert_eq!(last_words(&componentized).unwrap(), "raised KeyError: 'mtu'");
         assert_eq!(last_words("something\nnote: run with `RUST_BACKTRACE=1`\n").unwrap(), "something");
         assert_eq!(last_words(""), None);
     }
