@@ -371,6 +371,13 @@ impl Netlink for FakeNs {
         })
     }
 
+    fn disable_ipv6(&self, ifname: &str) -> Result<()> {
+        self.with(format!("disable ipv6 on {ifname}"), |s, _| {
+            s.sysctls.insert(format!("ipv6/conf/{ifname}/disable_ipv6"), "1".into());
+            Ok(())
+        })
+    }
+
     fn enable_forwarding(&self, v6: bool) -> Result<()> {
         self.with(format!("enable {} forwarding", if v6 { "v6" } else { "v4" }), |s, _| {
             s.sysctls.insert(if v6 { "ipv6/conf/all/forwarding" } else { "ipv4/ip_forward" }.into(), "1".into());

@@ -117,6 +117,8 @@ pub trait Netlink {
     fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32, scope_link: bool) -> Result<()>;
     /// Turns off IPv6 DAD on `ifname` (no IPv6 on the link or namespace: nothing to do).
     fn disable_dad(&self, ifname: &str) -> Result<()>;
+    /// Turns IPv6 off on `ifname` (no IPv6 in the namespace: nothing to do).
+    fn disable_ipv6(&self, ifname: &str) -> Result<()>;
     /// Turns on forwarding for one family (read first: written only on the first ADD).
     fn enable_forwarding(&self, v6: bool) -> Result<()>;
     /// For implementations that need to see each other (the node's create_veth, given a pod).

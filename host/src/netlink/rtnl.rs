@@ -395,6 +395,15 @@ impl Netlink for Rtnl {
         }
     }
 
+    fn disable_ipv6(&self, ifname: &str) -> Result<()> {
+        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+        match self.write_sysctl(&path, "1") {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(format!("turn off IPv6 ({path}{})", self.where_()), e)),
+            Ok(()) => Ok(()),
+        }
+    }
+
     fn enable_forwarding(&self, v6: bool) -> Result<()> {
         let path = if v6 { "/proc/sys/net/ipv6/conf/all/forwarding" } else { "/proc/sys/net/ipv4/ip_forward" };
         // Never undone: other pods rely on it. Read first so the write happens only once per node.

@@ -19,9 +19,9 @@ pub fn run(req: &Request, deps: &Deps, hooks: &dyn Hooks) -> Result<()> {
 
     let state_dir = req.conf.state_dir();
     // Waits for an ADD of this attachment that is still running (or whose firewall child still is).
-    let _attachment = locks::attachment(&state_dir, &req.conf.name, &req.container_id, &req.ifname)?;
+    let _attachment = locks::attachment(&req.conf.run_dir(), &req.conf.name, &req.container_id, &req.ifname)?;
     let path = record::path(&state_dir, &req.conf.name, &req.container_id, &req.ifname);
-    record::sweep_temps(path.parent().expect("has a parent"), Some(&format!("{}@{}", req.container_id, req.ifname)));
+    record::recover(&path);
     let steps = match Record::load(&path) {
         Ok(Some(rec)) => rec.undo,
         Ok(None) => by_name(req, deps),
@@ -37,7 +37,7 @@ pub fn run(req: &Request, deps: &Deps, hooks: &dyn Hooks) -> Result<()> {
         return Err(Error::TryAgain(format!("DEL of {} left work undone: {}", req.container_id, list.join("; "))));
     }
     Record::remove(&path)?;
-    let _ = std::fs::remove_file(locks::attachment_path(&state_dir, &req.conf.name, &req.container_id, &req.ifname));
+    let _ = std::fs::remove_file(locks::attachment_path(&req.conf.run_dir(), &req.conf.name, &req.container_id, &req.ifname));
     log::info!("{}/{}: deleted", req.container_id, req.ifname);
     Ok(())
 }

@@ -66,7 +66,7 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
 
     let records_dir = record::dir(&state_dir, &req.conf.name);
     // No ADD runs (we hold the network exclusively), so no temp file is being written.
-    record::sweep_temps(&records_dir, None);
+    record::recover_all(&records_dir);
     for (path, rec) in Record::list(&state_dir, &req.conf.name) {
         if kept.contains(&rec.container_id, &rec.ifname) {
             continue;
@@ -74,7 +74,7 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
         let state = if rec.complete { "stale" } else { "unfinished" };
         if replay(&format!("{state} attachment {}/{}", rec.container_id, rec.ifname), &rec.undo, &mut errors) {
             errors.extend(Record::remove(&path).err().map(|e| e.to_string()));
-            let _ = std::fs::remove_file(locks::attachment_path(&state_dir, &req.conf.name, &rec.container_id, &rec.ifname));
+            let _ = std::fs::remove_file(locks::attachment_path(&req.conf.run_dir(), &req.conf.name, &rec.container_id, &rec.ifname));
         } else {
             kept.insert(rec.container_id, rec.ifname);
         }

@@ -39,12 +39,13 @@ pub fn network(state_dir: &Path, network: &str, exclusive: bool) -> Result<Flock
     }
 }
 
-/// One attachment's lock file (network locks are `<stateDir>/locks/<network>`, as before this one existed).
-pub fn attachment_path(state_dir: &Path, network: &str, container_id: &str, ifname: &str) -> std::path::PathBuf {
-    state_dir.join("attachment-locks").join(network).join(format!("{container_id}@{ifname}"))
+/// One attachment's lock file, in the runDir (tmpfs: made and removed with every attachment, it costs a
+/// disk's journal nothing). Network locks stay `<stateDir>/locks/<network>`, as before this one existed.
+pub fn attachment_path(run_dir: &Path, network: &str, container_id: &str, ifname: &str) -> std::path::PathBuf {
+    run_dir.join("attachment-locks").join(network).join(format!("{container_id}@{ifname}"))
 }
 
-pub fn attachment(state_dir: &Path, network: &str, container_id: &str, ifname: &str) -> Result<Flock<File>> {
-    let path = attachment_path(state_dir, network, container_id, ifname);
+pub fn attachment(run_dir: &Path, network: &str, container_id: &str, ifname: &str) -> Result<Flock<File>> {
+    let path = attachment_path(run_dir, network, container_id, ifname);
     fsutil::lock(&path, FlockArg::LockExclusive).map_err(|e| Error::io(format!("cannot lock {}", path.display()), e))
 }

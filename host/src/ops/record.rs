@@ -59,15 +59,31 @@ impl Record {
         }
     }
 
-    /// Write to a temporary file and rename: readers see the old record or the new one, never a part. No
-    /// fsync (it cost ~3 ms per ADD): after a power loss a lost or empty record makes DEL clean up by name.
+    /// Written whole to `<stem>.tmp`, then the old record removed and the new one renamed into place: a
+    /// reader sees the old record, the new one, or (a writer killed in between) only the `.tmp`, which
+    /// `recover` takes. Not renamed over the old one: ext4 then starts writing the new file out at once
+    /// (its auto_da_alloc), ~0.1 ms per write, twice per ADD. No fsync (~3 ms): after a power loss a lost or
+    /// empty record makes DEL clean up by name. The writer holds the attachment's lock, so the temporary
+    /// name is its alone.
     pub fn write(&self, state_dir: &Path) -> Result<PathBuf, Error> {
         let target = path(state_dir, &self.network, &self.container_id, &self.ifname);
         let dir = target.parent().expect("record path has a parent");
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        let failed = |e| Error::io(format!("cannot write attachment record {}", target.display()), e);
         let bytes = serde_json::to_vec_pretty(self).expect("record serializes");
-        crate::fsutil::write_atomic(&target, &bytes, false)
-            .map_err(|e| Error::io(format!("cannot write attachment record {}", target.display()), e))?;
+        let tmp = target.with_extension("tmp");
+        let written = fs::write(&tmp, &bytes).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            fs::create_dir_all(dir)?;
+            fs::write(&tmp, &bytes)
+        });
+        written.map_err(failed)?;
+        match fs::remove_file(&target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+            _ => {}
+        }
+        fs::rename(&tmp, &target).map_err(failed)?;
         Ok(target)
     }
 
@@ -124,21 +140,38 @@ impl Record {
     }
 }
 
-/// Removes temporary files that a killed writer left in `dir`: `<stem>.tmp.<pid>` (fsutil::write_atomic)
-/// whose stem is `stem`, or any when `stem` is None. Callers hold the lock that every writer of those files
-/// holds, so none of them is being written.
-pub fn sweep_temps(dir: &Path, stem: Option<&str>) -> usize {
+/// What a writer killed midway left for the record at `path`: a `.tmp` that parses is the newest record (the
+/// writer was killed after writing it, before or while putting it in place) and takes the record's place; one
+/// that does not (killed while writing it) goes. Callers hold the attachment's lock, so no writer is at work.
+/// One failed open when there is nothing: ADD and DEL never list the directory, which grows with the pods.
+pub fn recover(path: &Path) {
+    let tmp = path.with_extension("tmp");
+    let Ok(bytes) = fs::read(&tmp) else { return };
+    if serde_json::from_slice::<Record>(&bytes).is_ok() && fs::rename(&tmp, path).is_ok() {
+        log::info!("recovered {} from {}, which a writer that did not finish left", path.display(), tmp.display());
+    } else if fs::remove_file(&tmp).is_ok() {
+        log::info!("removed {}, left half written by a writer that did not finish", tmp.display());
+    }
+}
+
+/// `recover` for every record of `dir` (GC: it holds the network exclusively, so no ADD writes meanwhile;
+/// DEL and ADD of one attachment take its lock, and GC takes none, so at worst it recovers a record a
+/// concurrent DEL was about to remove, which the DEL's retry removes), and the `.tmp.<pid>` files of older
+/// versions. Returns how many files it acted on.
+pub fn recover_all(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
-    let mut removed = 0;
+    let mut done = 0;
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let Some((s, pid)) = name.rsplit_once(".tmp.") else { continue };
-        if pid.chars().all(|c| c.is_ascii_digit()) && stem.is_none_or(|want| want == s) && fs::remove_file(&path).is_ok() {
+        if let Some(stem) = name.strip_suffix(".tmp") {
+            recover(&dir.join(format!("{stem}.json")));
+            done += 1;
+        } else if name.rsplit_once(".tmp.").is_some_and(|(_, pid)| pid.chars().all(|c| c.is_ascii_digit())) && fs::remove_file(&path).is_ok() {
             log::info!("removed {}, left by a writer that did not finish", path.display());
-            removed += 1;
+            done += 1;
         }
     }
-    removed
+    done
 }
 
 /// Records of format 1 (before the firewall seam) name iptables chains directly; they are read as
@@ -255,14 +288,31 @@ mod tests {
     }
 
     #[test]
-    fn temp_files_of_killed_writers_are_swept() {
+    fn what_a_killed_writer_left_is_recovered_or_removed() {
         let tmp = tempfile::tempdir().unwrap();
-        for name in ["a@eth0.tmp.123", "b@eth0.tmp.456", "a@eth0.json", "a@eth0.tmp.x"] {
-            fs::write(tmp.path().join(name), b"").unwrap();
-        }
-        assert_eq!(sweep_temps(tmp.path(), Some("a@eth0")), 1);
-        assert_eq!(sweep_temps(tmp.path(), None), 1);
-        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        assert_eq!(left.len(), 2, "{left:?}");
+        let state = tmp.path();
+        let rec = Record::new("net", "a", "eth0", None, "wcniabc".into());
+        let target = rec.write(state).unwrap();
+        assert!(!target.with_extension("tmp").exists(), "a finished write leaves no temporary file");
+        // Killed after the new record was written, before it was put in place.
+        let mut newer = Record::new("net", "a", "eth0", None, "wcniabc".into());
+        newer.complete = true;
+        fs::write(target.with_extension("tmp"), serde_json::to_vec(&newer).unwrap()).unwrap();
+        fs::remove_file(&target).unwrap();
+        recover(&target);
+        assert!(Record::load(&target).unwrap().unwrap().complete, "the newest record takes the place");
+        // Killed while writing it: half a record goes, the one in place stays.
+        fs::write(target.with_extension("tmp"), b"{\"net").unwrap();
+        recover(&target);
+        assert!(!target.with_extension("tmp").exists() && target.exists());
+        // GC: every record's, and an older version's per-pid file.
+        let dir = target.parent().unwrap();
+        fs::write(dir.join("b@eth0.tmp"), b"{").unwrap();
+        fs::write(dir.join("c@eth0.tmp.456"), b"").unwrap();
+        fs::write(dir.join("a@eth0.tmp.x"), b"").unwrap();
+        assert_eq!(recover_all(dir), 2);
+        let mut left: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["a@eth0.json", "a@eth0.tmp.x"]);
     }
 }

@@ -39,8 +39,8 @@ impl Nftables {
     }
 
     /// Commits `batch`; when our table (or a map or base chain of it) is missing, creates it and tries again.
-    fn commit_with_setup(&self, conn: &Conn, build: impl Fn() -> Batch) -> Result<(), Error> {
-        let first = commit(conn, build())?;
+    fn commit_with_setup(&self, conn: &Conn, build: impl Fn() -> Result<Batch, Error>) -> Result<(), Error> {
+        let first = commit(conn, build()?)?;
         if first.is_empty() {
             return Ok(());
         }
@@ -54,12 +54,24 @@ impl Nftables {
             return Err(refused(&set_up));
         }
         log::info!("nftables: table inet {TABLE} set up");
-        let again = commit(conn, build())?;
+        // Built again: what it found missing (a masquerade chain a DEL just removed) is looked at anew.
+        let again = commit(conn, build()?)?;
         if again.is_empty() {
             Ok(())
         } else {
             Err(refused(&again))
         }
+    }
+
+    /// The masquerade chains of `rules` that are there with all their rules (one small dump each).
+    fn whole_masq_chains(conn: &Conn, rules: &AttachmentRules) -> Result<Vec<String>, Error> {
+        let mut whole = Vec::new();
+        for (chain, n) in plan::masq_chain_sizes(rules) {
+            if Self::rule_count(conn, &chain)? == Some(n) {
+                whole.push(chain);
+            }
+        }
+        Ok(whole)
     }
 
     /// Deletes `chain` unless something still jumps to it; the errno when it was not deleted. Asks first: a
@@ -151,7 +163,7 @@ impl Firewall for Nftables {
     fn apply(&self, rules: &AttachmentRules) -> Result<Box<dyn super::Applying>, Error> {
         let conn = self.conn()?;
         // Applied now: a few messages in one transaction take less than starting a process would.
-        self.commit_with_setup(&conn, || plan::apply_batch(rules))?;
+        self.commit_with_setup(&conn, || Ok(plan::apply_batch(rules, &Self::whole_masq_chains(&conn, rules)?)))?;
         Ok(Box::new(Done(Ok(()))))
     }
 

@@ -116,7 +116,23 @@ pub fn per_family<'a>(mine: &'a [&'a HookRule], fams: &'a [Family]) -> impl Iter
     fams.iter().flat_map(move |f| mine.iter().filter(move |r| r.peer.is_none_or(|p| Family::of(p.addr()) == *f)).map(move |r| (*r, *f)))
 }
 
-pub fn apply_batch(rules: &AttachmentRules) -> Batch {
+/// The masquerade chains `rules` needs, with the number of rules each holds when whole.
+pub fn masq_chain_sizes(rules: &AttachmentRules) -> Vec<(String, usize)> {
+    let Some(m) = &rules.masquerade else { return Vec::new() };
+    [Family::V4, Family::V6]
+        .into_iter()
+        .filter(|f| m.sources.iter().any(|(ip, _)| Family::of(*ip) == *f))
+        .map(|f| {
+            let keep = masq_keep(m, f);
+            (layout::masq_chain(f, &keep), keep.len() + 1)
+        })
+        .collect()
+}
+
+/// The one transaction of an ADD. A masquerade chain in `whole` (there, with all its rules) only gets the
+/// pod's elements: rewriting a chain other pods jump to makes every concurrent commit slow (measured: 40
+/// concurrent ADDs took 650 ms instead of 150 ms), and its content follows from its name anyway.
+pub fn apply_batch(rules: &AttachmentRules, whole: &[String]) -> Batch {
     let mut b = Batch::new();
     let tag = tag(rules);
     if let Some(m) = &rules.masquerade {
@@ -127,15 +143,17 @@ pub fn apply_batch(rules: &AttachmentRules) -> Batch {
             }
             let keep = masq_keep(m, f);
             let chain = layout::masq_chain(f, &keep);
-            layout::fresh_chain(&mut b, &chain, &format!("wasmcni masquerade of {}", rules.network));
-            for net in &keep {
-                let mut x = expr::addr_in(false, *net);
-                x.push(expr::verdict(expr::NFT_RETURN, None));
-                layout::rule(&mut b, &chain, &x, &format!("leave {net} alone"));
+            if !whole.contains(&chain) {
+                layout::fresh_chain(&mut b, &chain, &format!("wasmcni masquerade of {}", rules.network));
+                for net in &keep {
+                    let mut x = expr::addr_in(false, *net);
+                    x.push(expr::verdict(expr::NFT_RETURN, None));
+                    layout::rule(&mut b, &chain, &x, &format!("leave {net} alone"));
+                }
+                let mut x = expr::family(f);
+                x.push(expr::masquerade());
+                layout::rule(&mut b, &chain, &x, "masquerade");
             }
-            let mut x = expr::family(f);
-            x.push(expr::masquerade());
-            layout::rule(&mut b, &chain, &x, "masquerade");
             for ip in sources {
                 layout::element(&mut b, layout::masq_map(f), expr::addr_bytes(ip), &chain, &tag, &ip.to_string());
             }

@@ -21,7 +21,7 @@ fn drop_to(peer: &str, port: u16) -> HookRule {
 }
 
 fn sent(rules: &AttachmentRules) -> Vec<String> {
-    plan::apply_batch(rules).descriptions().into_iter().map(String::from).collect()
+    plan::apply_batch(rules, &[]).descriptions().into_iter().map(String::from).collect()
 }
 
 #[test]
@@ -36,6 +36,13 @@ fn masquerade_is_an_element_per_address_and_a_shared_chain_per_family() {
     assert!(!d.iter().any(|l| l.contains("dispatch") || l.contains("chain a-")), "no hooks, no dispatch: {d:#?}");
     // Nothing about the table or base chains: they are set up once, when a commit finds them missing.
     assert!(!d.iter().any(|l| l.contains("table") || l.contains("postrouting")), "{d:#?}");
+    // A masquerade chain that is already whole is left as it is: only the elements are new.
+    let sizes = plan::masq_chain_sizes(&pod(true));
+    // v4: pod subnet, cluster CIDR, multicast, masquerade; v6: no cluster CIDR of that family.
+    assert_eq!(sizes.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [4, 3]);
+    let whole: Vec<String> = sizes.into_iter().map(|(c, _)| c).collect();
+    let d = plan::apply_batch(&pod(true), &whole).descriptions().into_iter().map(String::from).collect::<Vec<_>>();
+    assert_eq!(d, ["add 10.0.0.2 to map masq4", "add fd00::2 to map masq6"], "{d:#?}");
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub fn run(req: &Request, deps: &Deps, hooks: impl FnOnce() -> Result<Box<dyn Ho
     let ipam = IpamMode::from_request(req)?;
     let state_dir = req.conf.state_dir();
     let _no_gc = locks::network(&state_dir, &req.conf.name, false)?;
-    let _attachment = locks::attachment(&state_dir, &req.conf.name, &req.container_id, &req.ifname)?;
+    let _attachment = locks::attachment(&req.conf.run_dir(), &req.conf.name, &req.container_id, &req.ifname)?;
     crash::after("locked");
     let netns = req.netns.clone().expect("ADD requires CNI_NETNS (checked when parsing)");
     // Only a cheap look now: the namespace is opened once the firewall is started.
@@ -105,7 +105,7 @@ impl Adding<'_> {
     /// everything it names are left alone); an incomplete one is what a killed ADD left, undone first.
     fn finish_what_a_killed_add_left(&mut self) -> Result<()> {
         let path = record::path(&self.state_dir, &self.req.conf.name, &self.req.container_id, &self.req.ifname);
-        record::sweep_temps(path.parent().expect("has a parent"), Some(&format!("{}@{}", self.req.container_id, self.req.ifname)));
+        record::recover(&path);
         match Record::load(&path) {
             Ok(Some(old)) if old.complete => Err(Error::Duplicate(format!(
                 "container {} ifname {} is already attached to network {}: duplicate ADD (a previous DEL did not run; DEL it first)",
@@ -137,11 +137,16 @@ impl Adding<'_> {
         Ok(plan)
     }
 
-    /// Recorded before anything is reserved: a killed ADD leaves a record that DEL and GC replay.
+    /// A plugin's reservation is recorded before the plugin is called: only its DEL can undo what it did,
+    /// and a killed ADD leaves a record that DEL and GC replay. The built-in IPAM's needs no record yet: its
+    /// reservation files name their owner, which DEL by name and GC's sweep go by (one file fewer per ADD,
+    /// and files cost, up to 0.6 ms each, in a directory of 1,000 pods on this machine's disk).
     fn reserve(&mut self, plan: Plan) -> Result<(Plan, Vec<Reserved>)> {
         let (how, undo) = reserve::prepare(self.req, self.ipam, &plan)?;
         self.record.undo.push(undo);
-        self.write_record()?;
+        if matches!(how, reserve::Reservation::Plugin(_)) {
+            self.write_record()?;
+        }
         let (plan, reserved) = match reserve::reserve(self.req, &how, plan) {
             Ok(r) => r,
             Err(e) => {
@@ -212,7 +217,6 @@ impl Adding<'_> {
         }
         self.record.undo.push(Undo::DeleteHostLink { name: self.record.host_veth.clone(), if_alias: None });
         self.write_record()?;
-        log::debug!("step: intent recorded");
         Ok(())
     }
 
@@ -233,7 +237,6 @@ impl Adding<'_> {
         self.record.result = result.clone();
         self.record.complete = true;
         self.record.write(&self.state_dir)?;
-        log::debug!("step: record written");
         Ok(())
     }
 

@@ -104,6 +104,12 @@ impl Wiring<'_> {
     }
 
     pub fn configure_host(&self, host: &LinkInfo, reserved: &[Reserved]) -> Result<()> {
+        if !Self::v6(reserved) {
+            // Before the pod end comes up and gives it carrier: an IPv4-only pod's node end gets no link-local
+            // address and no fe80::/64 route. Each node end's route sits beside all the others' on one prefix,
+            // which made creating a veth and bringing its pod up ~1 ms and ~2.5 ms slower at 1,000 pods.
+            self.node.disable_ipv6(&host.name)?;
+        }
         self.topology.configure_host(self.node, host, reserved, &self.req.conf)?;
         if self.topology.forwards(&self.req.conf) {
             for v6 in [false, true].into_iter().filter(|v6| reserved.iter().any(|r| r.ip.is_ipv6() == *v6)) {

@@ -14,7 +14,7 @@ fn del_runs_the_recorded_steps_and_removes_the_record_and_lock() {
     let calls = node.kernel.calls();
     assert!(calls.iter().any(|c| c.starts_with("firewall: teardown net/c1/eth0")), "{calls:#?}");
     assert!(calls.iter().any(|c| c.starts_with("node: delete link wcni")), "{calls:#?}");
-    assert!(!crate::ops::locks::attachment_path(&node.tmp.path().join("state"), "net", "c1", "eth0").exists());
+    assert!(!crate::ops::locks::attachment_path(&node.tmp.path().join("run"), "net", "c1", "eth0").exists());
 }
 
 #[test]
@@ -117,9 +117,9 @@ fn del_sweeps_temp_files_a_killed_writer_left() {
     let node = Node::new();
     node.add("c1").unwrap();
     let dir = node.tmp.path().join("state/attachments/net");
-    std::fs::write(dir.join("c1@eth0.tmp.999999"), b"{").unwrap();
-    std::fs::write(dir.join("c2@eth0.tmp.999999"), b"{").unwrap();
+    std::fs::write(dir.join("c1@eth0.tmp"), b"{").unwrap();
+    std::fs::write(dir.join("c2@eth0.tmp"), b"{").unwrap();
     node.del("c1").unwrap();
     let left: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(left, vec!["c2@eth0.tmp.999999"], "only this attachment's temp files are DEL's");
+    assert_eq!(left, vec!["c2@eth0.tmp"], "only this attachment's temp file is DEL's");
 }

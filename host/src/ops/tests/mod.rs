@@ -52,6 +52,7 @@ impl Node {
         json!({
             "cniVersion": "1.1.0", "name": "net", "type": "wasmcni", "ipMasq": true, "mtu": 1400,
             "stateDir": self.tmp.path().join("state"),
+            "runDir": self.tmp.path().join("run"),
             "ipam": {"type": "builtin", "subnet": "10.9.0.0/24", "dataDir": self.tmp.path().join("ipam")},
         })
     }
