@@ -10,13 +10,7 @@ use nix::fcntl::{Flock, FlockArg};
 /// Writes through a temporary file and a rename: readers see the old content or the new, never a part.
 /// `sync` flushes to disk before the rename (for data that must survive a power loss).
 pub fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    write_atomic_via(path, &path.with_extension(format!("tmp.{}", std::process::id())), bytes, sync)
-}
-
-/// Like `write_atomic`, through the temporary file `tmp`: for writers that hold a lock every writer of
-/// `path` holds, so a fixed name is theirs alone (and what a killed one left is found without a listing).
-pub fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    let tmp = tmp.to_path_buf();
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let result = (|| {
         // 0644 whatever the umask: readers check that no one but the owner can write what they load.
         let mut f = File::options().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
