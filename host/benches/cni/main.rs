@@ -1,136 +1,123 @@
 //! wasmcni against the reference `bridge` + `host-local` plugins, side by side and interleaved in one run,
-//! each in its own "node" namespace with the same subnet and ipMasq on, a fresh pod namespace per ADD.
-//! Prints a markdown table and writes JSON. Not a test: it asserts nothing but that operations succeed.
+//! each in its own "node" namespace with the same subnet and ipMasq on, a fresh pod namespace per ADD:
+//! - per-pod cost on an empty node, for each firewall backend, with and without three cached hooks, and in
+//!   bridge mode; 100 concurrent ADDs; peak RSS;
+//! - the scale run: ADD and DEL medians with 0, 250 and 1,000 live pods already on the node;
+//! - one ADD and DEL at debug level, to show where the time goes.
 //!
-//! scripts/bench.sh runs it (root; Debian's containernetworking-plugins provide the reference).
+//! Prints markdown tables and writes JSON (target/bench/cni-bench.json). Not a test: it asserts nothing but
+//! that operations succeed. scripts/bench.sh runs it (root; Debian's containernetworking-plugins provide the
+//! reference). Arguments: --iterations N (empty node, default 40), --concurrency N (100), --levels 0,250,1000,
+//! --scale-iterations N (20).
+
+mod plugin;
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use plugin::{arg, median, ms, num_cpus, pct, Ns, Plugin, Run, REF_DIR};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.100.0.0/16";
-const REF_DIR: &str = "/usr/lib/cni";
 
-struct Ns(String);
-
-impl Ns {
-    fn new(name: String) -> Ns {
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
-        assert!(ok, "ip netns add {name}");
-        Ns(name)
-    }
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/netns/{}", self.0))
-    }
+/// ADD and DEL times (ms) of one plugin.
+#[derive(Default, Clone)]
+struct Times {
+    add: Vec<f64>,
+    del: Vec<f64>,
+    rss_kb: i64,
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-struct Plugin {
-    label: &'static str,
-    binary: PathBuf,
-    conf: Value,
-    node: Ns,
-}
-
-struct Run {
-    took: Duration,
-    ok: bool,
-    stdout: String,
-    max_rss_kb: i64,
-}
-
-impl Plugin {
-    fn spawn(&self, cmd: &str, id: &str, pod: &Path) -> (std::process::Child, Instant) {
-        let node = std::fs::File::open(self.node.path()).unwrap();
-        let mut c = Command::new(&self.binary);
-        c.env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("CNI_COMMAND", cmd)
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_NETNS", pod)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", REF_DIR)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        // The child enters the node namespace itself: no nsenter in the measured path.
-        let fd = node.as_raw_fd();
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+/// One ADD then its DEL of a fresh pod, `n` times per plugin, interleaved across plugins.
+fn interleaved(plugins: &[&Plugin], n: usize, tag: &str) -> Vec<Times> {
+    let mut t = vec![Times::default(); plugins.len()];
+    for i in 0..n {
+        for (k, p) in plugins.iter().enumerate() {
+            let pod = Ns::new(format!("{tag}-{k}-{i}"));
+            let id = format!("{tag}-{i}");
+            let a = p.run("ADD", &id, &pod.path());
+            t[k].add.push(ms(a.took));
+            t[k].rss_kb = t[k].rss_kb.max(a.max_rss_kb);
+            t[k].del.push(ms(p.run("DEL", &id, &pod.path()).took));
         }
-        let start = Instant::now();
-        let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(self.conf.to_string().as_bytes()).unwrap();
-        drop(node);
-        (child, start)
     }
+    t
+}
 
-    fn finish(child: std::process::Child, start: Instant) -> Run {
-        let mut child = child;
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        let mut status = 0;
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let pid = child.id() as libc::pid_t;
-        unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        let took = start.elapsed();
-        // Reaped by wait4 above; dropping the Child closes its stdout pipe and neither waits nor kills
-        // (forgetting it leaked one descriptor per run).
-        drop(child);
-        Run { took, ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, stdout, max_rss_kb: usage.ru_maxrss }
+/// `n` ADDs spawned at once: (total wall, per-op p50, per-op p99, failures, distinct addresses); then DELs.
+fn concurrent(p: &Plugin, n: usize, tag: &str) -> (f64, f64, f64, usize, usize) {
+    let pods: Vec<Ns> = (0..n).map(|i| Ns::new(format!("{tag}-{i}"))).collect();
+    let start = Instant::now();
+    let children: Vec<_> = pods.iter().enumerate().map(|(i, pod)| p.spawn("ADD", &format!("conc{i}"), &pod.path())).collect();
+    let runs: Vec<Run> = children.into_iter().map(|(c, s)| Plugin::finish(c, s)).collect();
+    let wall = ms(start.elapsed());
+    let failures = runs.iter().filter(|r| !r.ok).count();
+    let ips: HashSet<String> = runs
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.stdout).ok())
+        .filter_map(|v| v["ips"][0]["address"].as_str().map(String::from))
+        .collect();
+    let lat: Vec<f64> = runs.iter().map(|r| ms(r.took)).collect();
+    for (i, pod) in pods.iter().enumerate() {
+        p.run("DEL", &format!("conc{i}"), &pod.path());
     }
+    (wall, pct(&lat, 50), pct(&lat, 99), failures, ips.len())
+}
 
-    fn run(&self, cmd: &str, id: &str, pod: &Path) -> Run {
-        let (c, s) = self.spawn(cmd, id, pod);
-        let r = Plugin::finish(c, s);
-        assert!(r.ok, "{} {cmd} {id} failed: {}", self.label, r.stdout);
-        r
+/// Live pods of one node, added until there are `level`; each plugin of the node adds every other one.
+struct Filled<'a> {
+    plugins: Vec<&'a Plugin<'a>>,
+    pods: Vec<Ns>,
+}
+
+impl Filled<'_> {
+    fn fill_to(&mut self, level: usize, tag: &str) {
+        while self.pods.len() < level {
+            let i = self.pods.len();
+            let pod = Ns::new(format!("{tag}-{i}"));
+            self.plugins[i % self.plugins.len()].run("ADD", &format!("live{i}"), &pod.path());
+            self.pods.push(pod);
+        }
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "missed"
+    }
 }
 
-fn pct(v: &[f64], p: usize) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() * p) / 100).min(v.len() - 1)]
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+/// A markdown row: the nftables figure against the reference with its target, iptables beside it.
+fn row(name: &str, nft: f64, ipt: f64, reference: f64, target: Option<f64>) -> Value {
+    let ratio = nft / reference;
+    let (t, v) = target.map_or((String::new(), ""), |t| (format!("≤ {t}"), verdict(ratio <= t)));
+    let ipt_cell = if ipt.is_nan() { "-".to_string() } else { format!("{ipt:.2}") };
+    println!("| {name} | {nft:.2} | {ipt_cell} | {reference:.2} | {ratio:.2} | {t} | {v} |");
+    json!({"metric": name, "nftables": nft, "iptables": if ipt.is_nan() { Value::Null } else { json!(ipt) }, "reference": reference, "ratio": ratio, "target": target,
+           "met": target.map(|t| ratio <= t)})
 }
 
 fn main() {
-    let iterations = arg("--iterations", 40);
-    let concurrency = arg("--concurrency", 100);
+    let iterations: usize = arg("--iterations", "40").parse().unwrap();
+    let concurrency: usize = arg("--concurrency", "100").parse().unwrap();
+    let scale_iterations: usize = arg("--scale-iterations", "20").parse().unwrap();
+    let levels: Vec<usize> = arg("--levels", "0,250,1000").split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     let tag = format!("wb{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
+    // The runDir is tmpfs on a node (/run); here a temp dir of our own on /dev/shm, removed at the end.
+    let run = tempfile::tempdir_in("/dev/shm").unwrap();
     let hook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/wasmcni_test_hook.wasm");
     assert!(hook.is_file(), "build the test hook first (scripts/bench.sh does)");
-    let ours_conf = |hooks: bool| {
-        let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": "wasmcni", "ipMasq": true,
-            "stateDir": dir.path().join("state"),
-            "runDir": dir.path().join("run"),
-            "ipam": {"type": "builtin", "subnet": SUBNET, "dataDir": dir.path().join("ipam-ours")}});
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_wasmcni"));
+    // One state per node: the plain and the hooked plugin of a node are one network, as on a real node.
+    let ours_conf = |node: &str, backend: &str, hooks: bool| {
+        let d = dir.path().join(node);
+        let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": "wasmcni", "ipMasq": true, "firewallBackend": backend,
+            "stateDir": d.join("state"), "runDir": run.path().join(node),
+            "ipam": {"type": "builtin", "subnet": SUBNET, "dataDir": d.join("ipam")}});
         if hooks {
             let drop = |port: u16| json!({"behavior": "drop-port", "peer": "203.0.113.0/24", "port": port});
             c["hooks"] = json!([
@@ -141,110 +128,160 @@ fn main() {
         }
         c
     };
-    let ours = Plugin {
-        label: "wasmcni",
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_wasmcni")),
-        conf: ours_conf(false),
-        node: Ns::new(format!("{tag}-ours")),
-    };
-    let hooked = Plugin { label: "wasmcni+3 hooks", binary: ours.binary.clone(), conf: ours_conf(true), node: Ns::new(format!("{tag}-hooks")) };
+    let (nft_node, ipt_node, ref_node, br_node) =
+        (Ns::new(format!("{tag}-nft")), Ns::new(format!("{tag}-ipt")), Ns::new(format!("{tag}-ref")), Ns::new(format!("{tag}-br")));
+    let ours = |label, node: &'static str, ns, backend, hooks| Plugin { label, binary: binary.clone(), conf: ours_conf(node, backend, hooks), node: ns };
+    let nft = ours("wasmcni nftables", "nft", &nft_node, "nftables", false);
+    let nft_hooks = ours("wasmcni nftables + 3 hooks", "nft", &nft_node, "nftables", true);
+    let ipt = ours("wasmcni iptables", "ipt", &ipt_node, "iptables", false);
+    let ipt_hooks = ours("wasmcni iptables + 3 hooks", "ipt", &ipt_node, "iptables", true);
     let reference = Plugin {
         label: "bridge+host-local",
         binary: PathBuf::from(REF_DIR).join("bridge"),
         conf: json!({"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "bridge": "cnibench0",
             "isGateway": true, "ipMasq": true,
             "ipam": {"type": "host-local", "subnet": SUBNET, "dataDir": dir.path().join("ipam-ref")}}),
-        node: Ns::new(format!("{tag}-ref")),
+        node: &ref_node,
     };
     // Bridge mode against the reference bridge plugin: the same topology on both sides.
-    let mut bridge_conf = ours_conf(false);
+    let mut bridge_conf = ours_conf("br", "nftables", false);
     bridge_conf["mode"] = json!("bridge");
     bridge_conf["bridge"] = json!("wcbench0");
     bridge_conf["isGateway"] = json!(true);
-    let bridged = Plugin { label: "wasmcni bridge", binary: ours.binary.clone(), conf: bridge_conf, node: Ns::new(format!("{tag}-br")) };
-    let plugins = [&ours, &hooked, &reference, &bridged];
+    let bridged = Plugin { label: "wasmcni bridge", binary: binary.clone(), conf: bridge_conf, node: &br_node };
 
-    // Warm-up: page cache, the reference's bridge, our hook cache. Not measured.
-    for p in plugins {
-        let pod = Ns::new(format!("{tag}-warm-{}", p.node.0.len()));
+    // Warm-up: page cache, the reference's bridge, our hook cache, the nftables table. Not measured.
+    let all = [&nft, &nft_hooks, &ipt, &ipt_hooks, &reference, &bridged];
+    for (k, p) in all.iter().enumerate() {
+        let pod = Ns::new(format!("{tag}-warm{k}"));
         p.run("ADD", "warm", &pod.path());
         p.run("DEL", "warm", &pod.path());
     }
 
-    let mut add: [Vec<f64>; 4] = Default::default();
-    let mut del: [Vec<f64>; 4] = Default::default();
-    let mut rss: [i64; 4] = [0; 4];
-    for i in 0..iterations {
-        for (k, p) in plugins.iter().enumerate() {
-            let pod = Ns::new(format!("{tag}-{k}-{i}"));
-            let id = format!("seq{i}");
-            let a = p.run("ADD", &id, &pod.path());
-            add[k].push(ms(a.took));
-            rss[k] = rss[k].max(a.max_rss_kb);
-            del[k].push(ms(p.run("DEL", &id, &pod.path()).took));
-        }
-    }
+    println!("\n{iterations} interleaved iterations on an empty node, {concurrency} concurrent ADDs, {} cores\n", num_cpus());
+    let t = interleaved(&all, iterations, &format!("{tag}-e"));
+    let [t_nft, t_nft_h, t_ipt, t_ipt_h, t_ref, t_br] = [0, 1, 2, 3, 4, 5].map(|k| t[k].clone());
+    let conc_nft = concurrent(&nft, concurrency, &format!("{tag}-cn"));
+    let conc_ipt = concurrent(&ipt, concurrency, &format!("{tag}-ci"));
+    let conc_ref = concurrent(&reference, concurrency, &format!("{tag}-cr"));
 
-    // Concurrent ADDs: all spawned at once, total wall and per-operation latency.
-    let mut conc = Vec::new();
-    for p in [&ours, &reference] {
-        let pods: Vec<Ns> = (0..concurrency).map(|i| Ns::new(format!("{tag}-c{}-{i}", p.label.len()))).collect();
-        let start = Instant::now();
-        let children: Vec<_> = pods.iter().enumerate().map(|(i, pod)| p.spawn("ADD", &format!("conc{i}"), &pod.path())).collect();
-        let runs: Vec<Run> = children.into_iter().map(|(c, s)| Plugin::finish(c, s)).collect();
-        let wall = ms(start.elapsed());
-        let failures = runs.iter().filter(|r| !r.ok).count();
-        let ips: HashSet<String> = runs
-            .iter()
-            .filter_map(|r| serde_json::from_str::<Value>(&r.stdout).ok())
-            .filter_map(|v| v["ips"][0]["address"].as_str().map(String::from))
-            .collect();
-        let lat: Vec<f64> = runs.iter().map(|r| ms(r.took)).collect();
-        conc.push((wall, pct(&lat, 50), pct(&lat, 99), failures, ips.len()));
-        for (i, pod) in pods.iter().enumerate() {
-            p.run("DEL", &format!("conc{i}"), &pod.path());
-        }
-    }
-
-    let row = |name: &str, o: f64, r: f64, target: f64| {
-        let ratio = o / r;
-        let verdict = if ratio <= target { "met" } else { "missed" };
-        println!("| {name} | {o:.2} | {r:.2} | {ratio:.2} | ≤ {target} | {verdict} |");
-        json!({"metric": name, "wasmcni": o, "reference": r, "ratio": ratio, "target": target, "met": ratio <= target})
-    };
-    println!("\n{iterations} interleaved iterations, {concurrency} concurrent ADDs, {} cores\n", num_cpus());
-    println!("| metric (ms) | wasmcni | bridge+host-local | ratio | target | |\n|---|---|---|---|---|---|");
+    println!("| metric (ms) | wasmcni nftables | wasmcni iptables | bridge+host-local | ratio (nftables) | target | |");
+    println!("|---|---|---|---|---|---|---|");
+    let r = t_ref.clone();
     let mut results = vec![
-        row("ADD median", pct(&add[0], 50), pct(&add[2], 50), 0.25),
-        row("ADD p99", pct(&add[0], 99), pct(&add[2], 99), 0.25),
-        row("DEL median", pct(&del[0], 50), pct(&del[2], 50), 0.5),
-        row("DEL p99", pct(&del[0], 99), pct(&del[2], 99), 0.5),
-        row("ADD with 3 cached hooks, median", pct(&add[1], 50), pct(&add[2], 50), 0.35),
-        row("ADD with 3 cached hooks, p99", pct(&add[1], 99), pct(&add[2], 99), 0.35),
-        row("DEL with 3 hooks' rules, median", pct(&del[1], 50), pct(&del[2], 50), 0.5),
-        row("bridge mode: ADD median", pct(&add[3], 50), pct(&add[2], 50), 0.25),
-        row("bridge mode: DEL median", pct(&del[3], 50), pct(&del[2], 50), 0.5),
-        row(&format!("{concurrency} concurrent ADDs, total wall"), conc[0].0, conc[1].0, 0.3),
-        row(&format!("{concurrency} concurrent ADDs, per-op p50"), conc[0].1, conc[1].1, 1.0),
-        row(&format!("{concurrency} concurrent ADDs, per-op p99"), conc[0].2, conc[1].2, 1.0),
+        row("ADD median", median(&t_nft.add), median(&t_ipt.add), median(&r.add), Some(0.15)),
+        row("ADD p99", pct(&t_nft.add, 99), pct(&t_ipt.add, 99), pct(&r.add, 99), None),
+        row("DEL median", median(&t_nft.del), median(&t_ipt.del), median(&r.del), Some(0.35)),
+        row("DEL p99", pct(&t_nft.del, 99), pct(&t_ipt.del, 99), pct(&r.del, 99), None),
+        row("ADD with 3 cached hooks, median", median(&t_nft_h.add), median(&t_ipt_h.add), median(&r.add), Some(0.25)),
+        row("ADD with 3 cached hooks, p99", pct(&t_nft_h.add, 99), pct(&t_ipt_h.add, 99), pct(&r.add, 99), None),
+        row("DEL with 3 hooks' rules, median", median(&t_nft_h.del), median(&t_ipt_h.del), median(&r.del), Some(0.35)),
+        row("bridge mode (nftables): ADD median", median(&t_br.add), f64::NAN, median(&r.add), None),
+        row("bridge mode (nftables): DEL median", median(&t_br.del), f64::NAN, median(&r.del), None),
+        row(&format!("{concurrency} concurrent ADDs, total wall"), conc_nft.0, conc_ipt.0, conc_ref.0, Some(0.2)),
+        row(&format!("{concurrency} concurrent ADDs, per-op p50"), conc_nft.1, conc_ipt.1, conc_ref.1, None),
+        row(&format!("{concurrency} concurrent ADDs, per-op p99"), conc_nft.2, conc_ipt.2, conc_ref.2, None),
     ];
-    println!("\n| | wasmcni | wasmcni + 3 hooks | bridge+host-local |\n|---|---|---|---|");
-    println!("| peak RSS of one ADD (MB) | {:.1} | {:.1} | {:.1} |", rss[0] as f64 / 1024.0, rss[1] as f64 / 1024.0, rss[2] as f64 / 1024.0);
+    let mb = |kb: i64| kb as f64 / 1024.0;
+    println!("\n| | nftables | nftables + 3 hooks | iptables | iptables + 3 hooks | bridge+host-local |\n|---|---|---|---|---|---|");
     println!(
-        "| concurrent ADDs: failures / distinct addresses | {} / {} | - | {} / {} |",
-        conc[0].3, conc[0].4, conc[1].3, conc[1].4
+        "| peak RSS of one ADD (MB) | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        mb(t_nft.rss_kb),
+        mb(t_nft_h.rss_kb),
+        mb(t_ipt.rss_kb),
+        mb(t_ipt_h.rss_kb),
+        mb(t_ref.rss_kb)
     );
-    results.push(json!({"metric": "peak RSS of one ADD (kB)", "wasmcni": rss[0], "wasmcni_hooks": rss[1], "reference": rss[2],
-        "target_hooks_kb": 20 * 1024, "met": rss[1] <= 20 * 1024}));
-    results.push(json!({"metric": "concurrent failures", "wasmcni": conc[0].3, "reference": conc[1].3,
-        "distinct": [conc[0].4, conc[1].4]}));
+    println!("| concurrent ADDs: failures / distinct addresses | {} / {} | - | {} / {} | - | {} / {} |", conc_nft.3, conc_nft.4, conc_ipt.3, conc_ipt.4, conc_ref.3, conc_ref.4);
+    println!("\npeak RSS of one ADD with 3 hooks (nftables) ≤ 15 MB: {}", verdict(t_nft_h.rss_kb <= 15 * 1024));
+    results.push(json!({"metric": "peak RSS of one ADD (kB)", "nftables": t_nft.rss_kb, "nftables_hooks": t_nft_h.rss_kb,
+        "iptables": t_ipt.rss_kb, "iptables_hooks": t_ipt_h.rss_kb, "reference": t_ref.rss_kb, "target_hooks_kb": 15 * 1024,
+        "met": t_nft_h.rss_kb <= 15 * 1024}));
+    results.push(json!({"metric": "concurrent failures", "nftables": conc_nft.3, "iptables": conc_ipt.3, "reference": conc_ref.3,
+        "distinct": [conc_nft.4, conc_ipt.4, conc_ref.4]}));
+
+    let empty = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg0"), "nftables, 3 cached hooks, empty node");
+
+    let (scale, nodes) = scale_run(&[&ipt, &ipt_hooks, &nft, &nft_hooks, &reference], &levels, scale_iterations, &tag);
+    let full_what = format!("nftables, 3 cached hooks, {} live pods", nodes[1].pods.len());
+    let full = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg1"), &full_what);
+    drop(nodes);
+    let timings = json!({"empty": empty, "full": full});
+
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench/cni-bench.json");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let doc = json!({"iterations": iterations, "concurrency": concurrency, "raw_ms": {"add": add, "del": del}, "results": results});
+    let raw = json!({"nftables": [t_nft.add, t_nft.del], "nftables_hooks": [t_nft_h.add, t_nft_h.del], "iptables": [t_ipt.add, t_ipt.del],
+        "iptables_hooks": [t_ipt_h.add, t_ipt_h.del], "reference": [t_ref.add, t_ref.del], "bridge": [t_br.add, t_br.del]});
+    let doc = json!({"iterations": iterations, "concurrency": concurrency, "raw_ms_add_del": raw, "results": results,
+        "scale": scale, "debug_timings": timings});
     std::fs::write(&out, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     println!("\nJSON: {}", out.display());
 }
 
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+/// One ADD and one DEL of `p`'s kind at debug level, on its node as it is: the log's per-step milliseconds.
+fn step_timings(p: &Plugin, dir: &Path, tag: &str, what: &str) -> Value {
+    let log = dir.join(format!("{tag}.log"));
+    let mut conf = p.conf.clone();
+    conf["logLevel"] = json!("debug");
+    conf["logFile"] = json!(log);
+    let dbg = Plugin { label: "debug", binary: p.binary.clone(), conf, node: p.node };
+    let pod = Ns::new(format!("{tag}-p"));
+    dbg.run("ADD", tag, &pod.path());
+    dbg.run("DEL", tag, &pod.path());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("\nOne ADD and its DEL ({what}), debug log:\n```");
+    // Each line: "<unix time> wasmcni[pid] +X.XXXms level: message"; the time and pid say nothing here.
+    let lines: Vec<String> = text.lines().filter_map(|l| l.split_once(" +").map(|(_, rest)| format!("+{rest}"))).collect();
+    for l in &lines {
+        println!("{l}");
+    }
+    println!("```");
+    json!(lines)
+}
+
+/// ADD and DEL medians with `levels` live pods on each node, the levels in increasing order; wasmcni's
+/// plain and hooked plugins of a backend share their node (and its live pods).
+fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag: &str) -> (Value, [Filled<'a>; 3]) {
+    let [ipt, ipt_h, nft, nft_h, reference] = *plugins;
+    let mut nodes = [
+        Filled { plugins: vec![ipt, ipt_h], pods: Vec::new() },
+        Filled { plugins: vec![nft, nft_h], pods: Vec::new() },
+        Filled { plugins: vec![reference], pods: Vec::new() },
+    ];
+    let mut table: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
+    for &level in levels {
+        for (k, node) in nodes.iter_mut().enumerate() {
+            node.fill_to(level, &format!("{tag}-l{k}"));
+        }
+        let t = interleaved(plugins, n, &format!("{tag}-s{level}"));
+        table.push((level, t.iter().map(|t| (median(&t.add), median(&t.del))).collect()));
+    }
+    println!("\nScale: ADD / DEL medians (ms) with N live pods on the node, {n} interleaved iterations per level\n");
+    println!("| live pods | iptables | iptables + 3 hooks | nftables | nftables + 3 hooks | bridge+host-local | nftables DEL / reference DEL (plain, hooks) |");
+    println!("|---|---|---|---|---|---|---|");
+    for (level, m) in &table {
+        let cells: Vec<String> = m.iter().map(|(a, d)| format!("{a:.2} / {d:.2}")).collect();
+        println!("| {level} | {} | {:.2}, {:.2} |", cells.join(" | "), m[2].1 / m[4].1, m[3].1 / m[4].1);
+    }
+    let mut out = json!({"iterations": n, "levels": table.iter().map(|(l, m)| json!({"live": l, "add_del_medians": m})).collect::<Vec<_>>()});
+    if let (Some(first), Some(last)) = (table.first(), table.last()) {
+        if first.0 != last.0 {
+            let g: Vec<String> = (0..5).map(|k| format!("{:.2}× / {:.2}×", last.1[k].0 / first.1[k].0, last.1[k].1 / first.1[k].1)).collect();
+            println!("| growth {} → {} | {} | |", first.0, last.0, g.join(" | "));
+            let nft_growth = [last.1[2].0 / first.1[2].0, last.1[2].1 / first.1[2].1];
+            let del_ratio_ok = table.iter().all(|(_, m)| m[2].1 / m[4].1 <= 0.35 && m[3].1 / m[4].1 <= 0.35);
+            println!(
+                "\nnftables ADD and DEL at {} live pods ≤ 1.2× their own {}-pod median: {} ({:.2}×, {:.2}×); DEL ≤ 0.35× the reference at every level, with and without hook rules: {}",
+                last.0,
+                first.0,
+                verdict(nft_growth.iter().all(|g| *g <= 1.2)),
+                nft_growth[0],
+                nft_growth[1],
+                verdict(del_ratio_ok)
+            );
+            out["nftables_growth"] = json!(nft_growth);
+            out["del_ratio_met"] = json!(del_ratio_ok);
+        }
+    }
+    (out, nodes)
 }

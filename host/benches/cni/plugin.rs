@@ -1,0 +1,124 @@
+//! A CNI plugin exec'd the way a runtime does (env + config on stdin), from inside a node namespace of the
+//! benchmark's own, timed from spawn to reaped.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const REF_DIR: &str = "/usr/lib/cni";
+
+pub struct Ns(pub String);
+
+impl Ns {
+    pub fn new(name: String) -> Ns {
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        assert!(ok, "ip netns add {name}");
+        Ns(name)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/var/run/netns/{}", self.0))
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+pub struct Plugin<'a> {
+    pub label: &'static str,
+    pub binary: PathBuf,
+    pub conf: Value,
+    pub node: &'a Ns,
+}
+
+pub struct Run {
+    pub took: Duration,
+    pub ok: bool,
+    pub stdout: String,
+    pub max_rss_kb: i64,
+}
+
+impl Plugin<'_> {
+    pub fn spawn(&self, cmd: &str, id: &str, pod: &Path) -> (std::process::Child, Instant) {
+        let node = std::fs::File::open(self.node.path()).unwrap();
+        let mut c = Command::new(&self.binary);
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CNI_COMMAND", cmd)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", pod)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", REF_DIR)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        // The child enters the node namespace itself: no nsenter in the measured path.
+        let fd = node.as_raw_fd();
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let start = Instant::now();
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(self.conf.to_string().as_bytes()).unwrap();
+        drop(node);
+        (child, start)
+    }
+
+    pub fn finish(child: std::process::Child, start: Instant) -> Run {
+        let mut child = child;
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = child.id() as libc::pid_t;
+        unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let took = start.elapsed();
+        // Reaped by wait4 above; dropping the Child closes its stdout pipe and neither waits nor kills
+        // (forgetting it leaked one descriptor per run).
+        drop(child);
+        Run { took, ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, stdout, max_rss_kb: usage.ru_maxrss }
+    }
+
+    pub fn run(&self, cmd: &str, id: &str, pod: &Path) -> Run {
+        let (c, s) = self.spawn(cmd, id, pod);
+        let r = Plugin::finish(c, s);
+        assert!(r.ok, "{} {cmd} {id} failed: {}", self.label, r.stdout);
+        r
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+pub fn pct(v: &[f64], p: usize) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() * p) / 100).min(v.len() - 1)]
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    pct(v, 50)
+}
+
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+}
+
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
