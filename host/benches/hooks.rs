@@ -15,8 +15,17 @@ fn spec(module: PathBuf) -> HookSpec {
     spec
 }
 
-/// Issue #6's budget for a cached hook, per pod.
+/// The budgets for a cached hook, per pod: compiled languages (issue #6), and components that carry an
+/// interpreter (Python, JavaScript; issue #14).
 const PER_POD_TARGET_MS: f64 = 0.2;
+const INTERPRETED_TARGET_MS: f64 = 1.0;
+
+/// Minor page faults of this process so far.
+fn minor_faults() -> i64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_minflt
+}
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
@@ -103,7 +112,7 @@ fn examples(rt: &HookEngine, cache: &Cache, att: &wit::Attachment, plan: &wit::P
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
     paths.sort();
     let mut out = String::from(
-        "\n| example hook | size KiB | cold compile ms | cache load ms (p50) | pre-add / post-add / del call ms (p50) | per pod: load + one call | target ≤ 0.2 ms |\n|---|---|---|---|---|---|---|\n",
+        "\n| example hook | size KiB | cold compile ms | cache load ms: mmap + deserialize / hash, checks, pre-instantiate | pre-add / post-add / del call ms (p50) | page faults per call | per pod: load + one call | target |\n|---|---|---|---|---|---|---|---|\n",
     );
     for p in paths {
         let bytes = std::fs::read(&p).unwrap();
@@ -114,17 +123,23 @@ fn examples(rt: &HookEngine, cache: &Cache, att: &wit::Attachment, plan: &wit::P
         s.memory_mb = 128;
         rt.load(s.clone(), cache).unwrap();
         let (load, _) = stats(time(50, || rt.load(s.clone(), cache).unwrap()));
+        let sha = cache.module_sha256(&p).unwrap();
+        let (deser, _) = stats(time(50, || cache.load(rt.engine(), &p, &sha).unwrap()));
         let h = rt.load(s, cache).unwrap();
+        let faults = minor_faults();
         let (pre, _) = stats(time(50, || h.pre_add(att, plan).is_ok()));
         let (post, _) = stats(time(50, || h.post_add(att, result).is_ok()));
         let (del, _) = stats(time(50, || h.del(att).is_ok()));
+        let faults = (minor_faults() - faults) / 150;
         let name = p.file_stem().unwrap().to_string_lossy();
         // What one pod pays for a cached hook: its load from the cache and one stage call.
         let per_pod = load + pre.max(post).max(del);
-        let verdict = if per_pod <= PER_POD_TARGET_MS { "met" } else { "missed" };
+        let target = if bytes.len() > 4 << 20 { INTERPRETED_TARGET_MS } else { PER_POD_TARGET_MS };
+        let verdict = if per_pod <= target { "met" } else { "missed" };
         out += &format!(
-            "| {name} | {} | {cold:.1} | {load:.3} | {pre:.3} / {post:.3} / {del:.3} | {per_pod:.3} | {verdict} |\n",
-            bytes.len() / 1024
+            "| {name} | {} | {cold:.1} | {deser:.3} / {:.3} | {pre:.3} / {post:.3} / {del:.3} | {faults} | {per_pod:.3} | ≤ {target} ms: {verdict} |\n",
+            bytes.len() / 1024,
+            (load - deser).max(0.0),
         );
     }
     out
