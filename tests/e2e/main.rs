@@ -18,6 +18,7 @@ mod failures;
 mod hooks;
 mod hostile;
 mod lifecycle;
+mod logs;
 mod podmeta;
 mod trust;
 mod versions;

@@ -230,7 +230,7 @@ fn step_timings(p: &Plugin, dir: &Path, tag: &str, what: &str) -> Value {
     dbg.run("DEL", tag, &pod.path());
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     println!("\nOne ADD and its DEL ({what}), debug log:\n```");
-    // Each line: "<unix time> wasmcni[pid] +X.XXXms level: message"; the time and pid say nothing here.
+    // Each line: "<RFC 3339 time> wasmcni[pid] +X.XXXms level: message"; the time and pid say nothing here.
     let lines: Vec<String> = text.lines().filter_map(|l| l.split_once(" +").map(|(_, rest)| format!("+{rest}"))).collect();
     for l in &lines {
         println!("{l}");

@@ -100,6 +100,9 @@ pub struct NetConf {
     pub log_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// `text` (default) or `json`: one JSON object per line, for log collectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
     /// TOML manifest listing hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks_manifest: Option<PathBuf>,
@@ -170,7 +173,7 @@ impl NetConf {
         }
         if let Some(mtu) = self.mtu {
             if !MTU_RANGE.contains(&mtu) {
-                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside {MTU_RANGE:?}")));
+                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside {}-{}", MTU_RANGE.start(), MTU_RANGE.end())));
             }
         }
         let bridge_only = [
@@ -190,6 +193,9 @@ impl NetConf {
             if c.parse::<ipnet::IpNet>().is_err() {
                 return Err(Error::InvalidConfig(format!("field clusterCIDR: {c:?} is not a CIDR such as 10.244.0.0/16")));
             }
+        }
+        if let Some(f) = self.log_format.as_deref().filter(|f| crate::logging::Format::parse(f).is_none()) {
+            return Err(Error::InvalidConfig(format!("field logFormat: {f:?} is not one of text, json")));
         }
         match self.firewall_backend.as_deref() {
             None | Some("iptables" | "nftables" | "none" | "auto") => {}

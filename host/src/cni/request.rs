@@ -36,6 +36,18 @@ impl Command {
             }
         })
     }
+
+    /// The name as runtimes spell it in CNI_COMMAND.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Status => "STATUS",
+            Command::Gc => "GC",
+            Command::Version => "VERSION",
+        }
+    }
 }
 
 /// Reads environment variables; a trait so parsing is tested without touching the process environment.

@@ -128,10 +128,10 @@ impl HookSpec {
             return field("stages", "list at least one of \"pre-add\", \"post-add\", \"del\"".into());
         }
         if !(1..=60_000).contains(&self.timeout_ms) {
-            return field("timeout_ms", format!("{} is outside 1..=60000", self.timeout_ms));
+            return field("timeout_ms", format!("{} is outside 1-60000", self.timeout_ms));
         }
         if !(1..=4096).contains(&self.memory_mb) {
-            return field("memory_mb", format!("{} is outside 1..=4096", self.memory_mb));
+            return field("memory_mb", format!("{} is outside 1-4096", self.memory_mb));
         }
         if let Some(sha) = &self.sha256 {
             if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -139,7 +139,7 @@ impl HookSpec {
             }
         }
         if self.pod_metadata_wait_ms > 10_000 {
-            return field("pod_metadata_wait_ms", format!("{} is outside 0..=10000", self.pod_metadata_wait_ms));
+            return field("pod_metadata_wait_ms", format!("{} is outside 0-10000", self.pod_metadata_wait_ms));
         }
         if self.config.as_ref().is_some_and(|c| !c.is_object()) {
             return field("config", "must be a table".into());
@@ -177,15 +177,7 @@ pub fn load(manifest: Option<&Path>, inline: Option<&Value>) -> Result<Vec<HookS
         // modules must come from the same set.
         let path = &path.canonicalize().map_err(|e| bad(format!("cannot read: {e}")))?;
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let file: ManifestFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("/"));
-        for (i, entry) in file.hooks.into_iter().enumerate() {
-            let name = hook_label(entry.get("name").and_then(|n| n.as_str()), i);
-            let mut spec: HookSpec = entry.try_into().map_err(|e: toml::de::Error| bad(format!("hook {name}: {}", e.message())))?;
-            spec.module = base.join(&spec.module);
-            spec.validate().map_err(|m| bad(format!("hook {name}: {m}")))?;
-            specs.push(spec);
-        }
+        specs = parse_manifest(&text, path.parent().unwrap_or(Path::new("/"))).map_err(bad)?;
     }
     if let Some(list) = inline {
         let bad = |msg: String| Error::InvalidConfig(format!("netconf \"hooks\": {msg}"));
@@ -203,6 +195,20 @@ pub fn load(manifest: Option<&Path>, inline: Option<&Value>) -> Result<Vec<HookS
         }
     }
     specs.sort_by_key(|s| s.order); // stable: equal orders keep their listed order
+    Ok(specs)
+}
+
+/// A manifest file's hooks, their modules relative to `base` (the manifest's directory).
+pub fn parse_manifest(text: &str, base: &Path) -> Result<Vec<HookSpec>, String> {
+    let file: ManifestFile = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    let mut specs = Vec::new();
+    for (i, entry) in file.hooks.into_iter().enumerate() {
+        let name = hook_label(entry.get("name").and_then(|n| n.as_str()), i);
+        let mut spec: HookSpec = entry.try_into().map_err(|e: toml::de::Error| format!("hook {name}: {}", e.message()))?;
+        spec.module = base.join(&spec.module);
+        spec.validate().map_err(|m| format!("hook {name}: {m}"))?;
+        specs.push(spec);
+    }
     Ok(specs)
 }
 

@@ -49,7 +49,13 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
         return version(stdin).map(Some);
     }
     let req = Request::from_stdin(command, env, stdin)?;
-    crate::logging::configure(req.conf.log_file.as_deref(), req.conf.log_level.as_deref());
+    let format = req.conf.log_format.as_deref().and_then(crate::logging::Format::parse);
+    crate::logging::configure(req.conf.log_file.as_deref(), req.conf.log_level.as_deref(), format);
+    let mut context = vec![("command", command.as_str().to_string()), ("network", req.conf.name.clone())];
+    if !req.container_id.is_empty() {
+        context.extend([("containerID", req.container_id.clone()), ("ifname", req.ifname.clone())]);
+    }
+    crate::logging::set_context(context);
     if !binary_name.is_empty() && req.conf.plugin_type != binary_name {
         log::warn!(
             "netconf type {:?} differs from this binary's name {binary_name:?}: runtimes look the plugin up by \
@@ -63,7 +69,7 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
         log::warn!("{warning}");
     }
     let netns = req.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into());
-    log::info!("{command:?} container={} ifname={} netns={netns}", req.container_id, req.ifname);
+    log::info!("{} container={} ifname={} netns={netns}", command.as_str(), req.container_id, req.ifname);
     let kernel = RtnlKernel::connect()?;
     let firewalls = NodeFirewalls::new(&req.conf.run_dir());
     let deps = Deps { kernel: &kernel, firewalls: &firewalls };
