@@ -5,6 +5,8 @@ pub mod cli;
 pub mod cni;
 pub mod error;
 pub mod firewall;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod fsutil;
 pub mod hooks;
 pub mod install;

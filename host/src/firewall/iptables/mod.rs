@@ -3,10 +3,10 @@
 //! plugins' chain names and comments for masquerade.
 
 mod hookrules;
-mod leaks;
+pub(crate) mod leaks;
 mod masq;
 mod restore;
-mod saved;
+pub(crate) mod saved;
 
 use std::collections::BTreeMap;
 use std::fs::File;

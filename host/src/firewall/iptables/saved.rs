@@ -3,8 +3,17 @@
 /// The `*table ... COMMIT` part of a full `iptables-save` dump (empty when the table is absent).
 pub fn table_section<'a>(saved: &'a str, table: &str) -> &'a str {
     let header = format!("*{table}");
-    let Some(start) = saved.lines().position(|l| l == header) else { return "" };
-    let offset: usize = saved.lines().take(start).map(|l| l.len() + 1).sum();
+    // Byte offsets of whole lines, whatever their ending (`lines()` would hide a "\r").
+    let mut offset = 0;
+    let mut found = None;
+    for line in saved.split_inclusive('\n') {
+        if line.trim_end_matches(['\n', '\r']) == header {
+            found = Some(offset);
+            break;
+        }
+        offset += line.len();
+    }
+    let Some(offset) = found else { return "" };
     let rest = &saved[offset..];
     let end = rest.find("\nCOMMIT").map(|i| i + "\nCOMMIT".len()).unwrap_or(rest.len());
     &rest[..end]
