@@ -151,7 +151,16 @@ fn main() {
     let bridged = Plugin { label: "wasmcni bridge", binary: binary.clone(), conf: bridge_conf, node: &br_node };
 
     // Warm-up: page cache, the reference's bridge, our hook cache, the nftables table. Not measured.
-    let all = [&nft, &nft_hooks, &ipt, &ipt_hooks, &reference, &bridged];
+    // `--baseline PATH`: an earlier wasmcni build (iptables, no hooks: its contract may differ) beside the
+    // rest, for a before/after in one run.
+    let base_node = Ns::new(format!("{tag}-base"));
+    let baseline = std::env::args().skip_while(|a| a != "--baseline").nth(1).map(PathBuf::from).map(|binary| {
+        let mut conf = ours_conf("base", "iptables", false);
+        conf.as_object_mut().unwrap().remove("firewallBackend");
+        Plugin { label: "baseline", binary, conf, node: &base_node }
+    });
+    let mut all = vec![&nft, &nft_hooks, &ipt, &ipt_hooks, &reference, &bridged];
+    all.extend(baseline.as_ref());
     for (k, p) in all.iter().enumerate() {
         let pod = Ns::new(format!("{tag}-warm{k}"));
         p.run("ADD", "warm", &pod.path());
@@ -161,6 +170,7 @@ fn main() {
     println!("\n{iterations} interleaved iterations on an empty node, {concurrency} concurrent ADDs, {} cores\n", num_cpus());
     let t = interleaved(&all, iterations, &format!("{tag}-e"));
     let [t_nft, t_nft_h, t_ipt, t_ipt_h, t_ref, t_br] = [0, 1, 2, 3, 4, 5].map(|k| t[k].clone());
+    let t_base = t.get(6).cloned();
     let conc_nft = concurrent(&nft, concurrency, &format!("{tag}-cn"));
     let conc_ipt = concurrent(&ipt, concurrency, &format!("{tag}-ci"));
     let conc_ref = concurrent(&reference, concurrency, &format!("{tag}-cr"));
@@ -199,6 +209,16 @@ fn main() {
         "met": t_nft_h.rss_kb <= 15 * 1024}));
     results.push(json!({"metric": "concurrent failures", "nftables": conc_nft.3, "iptables": conc_ipt.3, "reference": conc_ref.3,
         "distinct": [conc_nft.4, conc_ipt.4, conc_ref.4]}));
+
+    if let (Some(b), Some(p)) = (&t_base, &baseline) {
+        println!("\nBefore and after, same run: medians (ms) and their ratio to the reference; baseline = {}\n", p.binary.display());
+        println!("| | baseline (iptables) | wasmcni iptables | wasmcni nftables | bridge+host-local |\n|---|---|---|---|---|");
+        for (what, f) in [("ADD", (|t: &Times| median(&t.add)) as fn(&Times) -> f64), ("DEL", |t: &Times| median(&t.del))] {
+            let rf = f(&t_ref);
+            println!("| {what} | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.2} ({:.2}) | {rf:.2} |", f(b), f(b) / rf, f(&t_ipt), f(&t_ipt) / rf, f(&t_nft), f(&t_nft) / rf);
+        }
+        results.push(json!({"metric": "baseline ADD/DEL median", "baseline": [median(&b.add), median(&b.del)]}));
+    }
 
     let empty = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg0"), "nftables, 3 cached hooks, empty node");
 
