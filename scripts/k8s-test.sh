@@ -2,13 +2,14 @@
 # The Kubernetes side of wasmcni without a cluster (none is reachable from these machines), as root:
 #
 #  1. Three nodes on a real kernel, all in namespaces this script creates: an "underlay" netns with a
-#     bridge, three "node" netns on it (InternalIP 192.168.77.1-3/24, pod CIDR 10.77.0-2.0/24) and an
-#     "upstream" netns on the same segment (192.168.77.100, with no route to the pod ranges). In each node
+#     bridge, three dual-stack "node" netns on it (InternalIPs 192.168.77.1-3/24 and fd77::1-3/64, pod
+#     CIDRs 10.77.0-2.0/24 and fd00:77:0:1-3::/64) and an "upstream" netns on the same segment
+#     (192.168.77.100, fd77::100, with no route to the pod ranges). In each node
 #     netns runs wasmcni-agent, offline on a nodes file (the same reconcile code the API watch feeds), with
 #     every path in a temp dir, a 1 s resync, and only CAP_NET_ADMIN. Pods are added by the real plugin
 #     with the conflist the agent's install wrote. Checks: install and readiness, one route per other node
-#     (proto 87), pods on different nodes reach each other and see each other's real address (the
-#     cluster CIDR is not masqueraded), egress to upstream is masqueraded, a hook's drop rule holds across
+#     (proto 87) per family, pods on different nodes reach each other and see each other's real address
+#     over both families (the cluster CIDRs are not masqueraded), egress to upstream is masqueraded (both), a hook's drop rule holds across
 #     nodes, a route deleted by hand comes back, a node removed from the file loses its routes on the
 #     others, a bad hook set is refused while the good one stays.
 #  2. Every manifest in deploy/ validated with kubernetes-validate --strict against a current Kubernetes.
@@ -84,28 +85,29 @@ nodes_part() {
     WASMCNI=$T/wasmcni AGENT=$T/wasmcni-agent
     local PORT=9755 U=$TAG-u UP=$TAG-up
 
-    echo "==> underlay $U (bridge), upstream $UP (192.168.77.100), nodes $TAG-n1..3"
+    echo "==> underlay $U (bridge), upstream $UP (192.168.77.100, fd77::100), nodes $TAG-n1..3 (dual-stack)"
     netns "$U"
     ip -n "$U" link add br0 type bridge
     ip -n "$U" link set br0 up
-    attach() {   # attach NS IP: eth0 in NS, its peer a port of the underlay's bridge
+    attach() {   # attach NS IP IP6: eth0 in NS, its peer a port of the underlay's bridge
         ip -n "$U" link add "p-$1" type veth peer name eth0 netns "$TAG-$1"
         ip -n "$U" link set "p-$1" master br0 up
         ip -n "$TAG-$1" addr add "$2/24" dev eth0
+        ip -n "$TAG-$1" addr add "$3/64" dev eth0 nodad
         ip -n "$TAG-$1" link set eth0 up
     }
     netns "$UP"
-    attach up 192.168.77.100
+    attach up 192.168.77.100 fd77::100
     for i in 1 2 3; do
         netns "$TAG-n$i"
-        attach "n$i" "192.168.77.$i"
+        attach "n$i" "192.168.77.$i" "fd77::$i"
     done
 
     # The nodes file: what `kubectl get nodes -o json` would list (podCIDRs, InternalIP).
     write_nodes() {
         local items=() i
         for i in "$@"; do
-            items+=("{\"metadata\":{\"name\":\"n$i\"},\"spec\":{\"podCIDRs\":[\"10.77.$((i-1)).0/24\"]},\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"192.168.77.$i\"},{\"type\":\"Hostname\",\"address\":\"n$i\"}]}}")
+            items+=("{\"metadata\":{\"name\":\"n$i\"},\"spec\":{\"podCIDRs\":[\"10.77.$((i-1)).0/24\",\"fd00:77:0:$i::/64\"]},\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"192.168.77.$i\"},{\"type\":\"InternalIP\",\"address\":\"fd77::$i\"},{\"type\":\"Hostname\",\"address\":\"n$i\"}]}}")
         done
         local IFS=,
         echo "[${items[*]}]" > "$T/nodes.json.tmp" && mv "$T/nodes.json.tmp" "$T/nodes.json"
@@ -138,7 +140,7 @@ EOF
         # validation it execs) run with exactly the capability the DaemonSet grants.
         nsenter --net="/run/netns/$TAG-n$i" -- setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all,+net_admin -- "$AGENT" --node-name "n$i" \
             --nodes-file "$T/nodes.json" --resync 1s --listen "127.0.0.1:$PORT" --plugin "$WASMCNI" \
-            --cluster-cidr 10.77.0.0/16 --template "$d/template.conflist" \
+            --cluster-cidr 10.77.0.0/16,fd00:77::/48 --template "$d/template.conflist" \
             --cni-bin-dir "$d/opt/cni/bin" --cni-conf-dir "$d/etc/cni/net.d" --hook-dir "$d/etc/wasmcni/hooks" \
             --state-dir "$d/var/lib/cni/wasmcni" --run-dir "$d/run/wasmcni" --hooks-image-dir "$T/hooks-image" \
             > "$d/agent.log" 2>&1 &
@@ -163,8 +165,8 @@ EOF
 import json, sys
 conf, i, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 p = json.load(open(conf))["plugins"][0]
-assert p["ipam"]["ranges"] == [[{"subnet": f"10.77.{i-1}.0/24"}]], p["ipam"]
-assert p["nonMasqueradeCIDRs"] == ["10.77.0.0/16"], p
+assert p["ipam"]["ranges"] == [[{"subnet": f"10.77.{i-1}.0/24"}], [{"subnet": f"fd00:77:0:{i}::/64"}]], p["ipam"]
+assert p["nonMasqueradeCIDRs"] == ["10.77.0.0/16", "fd00:77::/48"], p
 assert p["hooksManifest"] == f"{d}/etc/wasmcni/hooks/current/hooks.toml", p
 EOF
         [ -L "$d/etc/wasmcni/hooks/current" ] || fail "n$i: no hooks/current link"
@@ -172,20 +174,23 @@ EOF
     done
     check "each node: binary, conflist (its podCIDR, nonMasqueradeCIDRs, hooksManifest -> current), hooks precompiled"
 
-    routes() { ip -n "$TAG-n$1" route show proto 87; }
+    routes() { ip -n "$TAG-n$1" route show proto 87; ip -n "$TAG-n$1" -6 route show proto 87; }
     for i in 1 2 3; do
-        local want=2 got
+        local want=4 got
         got=$(routes $i | wc -l)
         [ "$got" = $want ] || fail "n$i has $got routes of proto 87, expected $want: $(routes $i)"
+        local have
+        have=$(routes $i)   # grep -q on a pipe would stop the writer early (SIGPIPE under pipefail)
         for j in 1 2 3; do
             [ $i = $j ] && continue
-            routes $i | grep -q "^10.77.$((j-1)).0/24 via 192.168.77.$j dev eth0" || fail "n$i: no route to n$j's pods: $(routes $i)"
+            grep -q "^10.77.$((j-1)).0/24 via 192.168.77.$j dev eth0" <<<"$have" || fail "n$i: no route to n$j's pods: $have"
+            grep -q "^fd00:77:0:$j::/64 via fd77::$j dev eth0" <<<"$have" || fail "n$i: no IPv6 route to n$j's pods: $have"
         done
     done
-    check "each node routes the other two nodes' pod CIDRs via their InternalIPs (proto 87)"
+    check "each node routes the other two nodes' pod CIDRs, IPv4 and IPv6, via their InternalIPs (proto 87)"
 
     echo "==> one pod per node, added by the plugin with the conflist the agent installed"
-    declare -gA POD_IP
+    declare -gA POD_IP POD_IP6
     for i in 1 2 3; do
         netns "$TAG-p$i"
         local out
@@ -193,20 +198,27 @@ EOF
               --config "$T/n$i/etc/cni/net.d/10-wasmcni.conflist" --container-id "pod$i" 2>"$T/n$i/add.err") ||
             fail "ADD on n$i failed: $(cat "$T/n$i/add.err")"
         POD_IP[$i]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])' <<<"$out")
+        POD_IP6[$i]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][1]["address"].split("/")[0])' <<<"$out")
         [[ ${POD_IP[$i]} == 10.77.$((i-1)).* ]] || fail "pod on n$i got ${POD_IP[$i]}"
+        [[ ${POD_IP6[$i]} == fd00:77:0:$i::* ]] || fail "pod on n$i got IPv6 ${POD_IP6[$i]}"
     done
-    check "pods: n1 ${POD_IP[1]}, n2 ${POD_IP[2]}, n3 ${POD_IP[3]}"
+    check "pods: n1 ${POD_IP[1]} ${POD_IP6[1]}, n2 ${POD_IP[2]} ${POD_IP6[2]}, n3 ${POD_IP[3]} ${POD_IP6[3]}"
 
     for pair in "1 2" "2 3" "3 1"; do
         set -- $pair
         in_ns "$TAG-p$1" ping -c1 -W2 "${POD_IP[$2]}" >/dev/null || fail "pod on n$1 cannot ping pod on n$2 (${POD_IP[$2]})"
     done
     check "cross-node ping: n1 -> n2, n2 -> n3, n3 -> n1"
+    for pair in "1 2" "2 3" "3 1"; do
+        set -- $pair
+        in_ns "$TAG-p$1" ping -6 -c1 -W2 "${POD_IP6[$2]}" >/dev/null || fail "pod on n$1 cannot ping pod on n$2 over IPv6 (${POD_IP6[$2]})"
+    done
+    check "cross-node ping over IPv6: n1 -> n2, n2 -> n3, n3 -> n1"
 
-    # seen_by NS PORT FROM-NS DST: the source address a TCP server in NS sees for a connection from FROM-NS.
+    # seen_by NS PORT FROM-NS DST [-6]: the source address a TCP server in NS sees for a connection from FROM-NS.
     seen_by() {
         local log=$T/seen.$RANDOM
-        in_ns "$1" timeout 5 nc -n -v -l -p "$2" >/dev/null 2>"$log" &
+        in_ns "$1" timeout 5 nc ${5:-} -n -v -l -p "$2" >/dev/null 2>"$log" &
         local srv=$!
         sleep 0.3
         echo hi | in_ns "$3" timeout 3 nc -w 2 -N "$4" "$2" >/dev/null 2>&1 || true
@@ -226,6 +238,12 @@ EOF
     src=$(seen_by "$UP" 8080 "$TAG-p3" 192.168.77.100)
     [ "$src" = 192.168.77.3 ] || fail "upstream saw '$src' for the n3 pod, expected the node's 192.168.77.3 (masquerade)"
     check "upstream sees the n3 pod as its node 192.168.77.3 (egress masqueraded)"
+    src=$(seen_by "$TAG-p2" 8082 "$TAG-p1" "${POD_IP6[2]}" -6)
+    [ "$src" = "${POD_IP6[1]}" ] || fail "over IPv6 the pod on n2 saw '$src', not ${POD_IP6[1]} (cluster CIDR masqueraded?)"
+    check "over IPv6 the pod on n2 sees the n1 pod's own address ${POD_IP6[1]}"
+    src=$(seen_by "$UP" 8083 "$TAG-p3" fd77::100 -6)
+    [ "$src" = fd77::3 ] || fail "upstream saw '$src' for the n3 pod over IPv6, expected the node's fd77::3 (masquerade)"
+    check "upstream sees the n3 pod as its node fd77::3 over IPv6 (egress masqueraded)"
 
     tcp_ok() { in_ns "$TAG-p$1" timeout 3 nc -z -w 2 "${POD_IP[$2]}" "$3"; }
     in_ns "$TAG-p2" timeout 20 nc -k -l -p 9 >/dev/null 2>&1 &
@@ -245,7 +263,8 @@ EOF
     write_nodes 1 2
     for i in 1 2; do
         wait_for "n$i to drop the route to n3" 10 bash -c "! ip -n $TAG-n$i route show proto 87 | grep -q '^10.77.2.0/24'"
-        [ "$(routes $i | wc -l)" = 1 ] || fail "n$i: $(routes $i)"
+        wait_for "n$i to drop the IPv6 route to n3" 10 bash -c "! ip -n $TAG-n$i -6 route show proto 87 | grep -q '^fd00:77:0:3::/64'"
+        [ "$(routes $i | wc -l)" = 2 ] || fail "n$i: $(routes $i)"
     done
     ip -n "$TAG-n1" route show | grep -q "^192.168.77.0/24 dev eth0" || fail "n1 lost its own connected route"
     check "n3 removed from the nodes file: n1 and n2 removed their routes to it, and nothing else"
@@ -262,7 +281,7 @@ EOF
         --config "$T/n1/etc/cni/net.d/10-wasmcni.conflist" --container-id pod1b >"$T/add1b.out" 2>&1 ||
         fail "an ADD after the rejected set failed (the node should still run the good set): $(cat "$T/add1b.out")"
     check "a broken hook set is refused (log, readyz, metric), 'current' stays on $good, ADD still works"
-    http 1 /metrics | grep -q '^wasmcni_agent_routes_managed 1' || fail "metrics: $(http 1 /metrics)"
+    http 1 /metrics | grep -q '^wasmcni_agent_routes_managed 2' || fail "metrics: $(http 1 /metrics)"
     check "metrics: routes managed, hook set info, rejected count"
 
     for i in 1 2 3; do
