@@ -33,7 +33,8 @@ pub trait Hooks: Send + Sync {
     /// network's ranges (None: a delegated IPAM whose config has no ranges we can read) before the next hook
     /// sees it.
     fn pre_add(&self, req: &Request, plan: Plan, ipam: Option<&IpamConfig>) -> Result<Plan>;
-    /// post-ADD: after the pod is wired; returns validated rules per hook for the host to apply.
+    /// post-ADD: once the result is decided, before the veth exists; returns validated rules per hook, which
+    /// the host applies before the pod comes up.
     fn post_add(&self, req: &Request, result: &CniResult) -> Result<Vec<HookChain>>;
     /// DEL: a notification; it can never make DEL fail.
     fn del(&self, req: &Request);
