@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::cni::request::{parse_args, Command, Request};
 use crate::cni::result::CniResult;
 use crate::cni::version::{Version, SUPPORTED};
-use crate::firewall::iptables::{leaks, saved};
+use crate::firewall::iptables::{leaks, masq, saved};
+use crate::firewall::{Family, Masquerade};
 use crate::hooks::engine::wit;
 use crate::hooks::{manifest, validate};
 use crate::ipam::IpamConfig;
@@ -180,6 +181,13 @@ pub fn iptables_save(data: &[u8]) {
         let _ = saved::render_chain_teardown(table, "CNI-abc", section);
     }
     let _ = saved::render_inverse(&dump);
+    // The masquerade chain's teardown and CHECK read the nat table's dump too.
+    let nat = saved::table_section(&dump, "nat");
+    let chain = masq::chain_name("net", "abc");
+    let pod: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+    let m = Masquerade { sources: vec![(pod, "10.0.0.0/24".parse().unwrap())], except: vec!["10.244.0.0/16".parse().unwrap()] };
+    let _ = masq::render_teardown(&chain, &[pod], nat);
+    let _ = masq::check(&chain, &m, Family::V4, nat);
     let _ = leaks::masquerade("net", &dump);
     let _ = leaks::hook_chains("net", &dump);
 }

@@ -4,7 +4,7 @@
 
 mod hookrules;
 pub(crate) mod leaks;
-mod masq;
+pub(crate) mod masq;
 mod restore;
 pub(crate) mod saved;
 
