@@ -219,3 +219,25 @@ fn a_failed_ipam_add_says_it_reserved_nothing_and_no_rollback_failed() {
     assert!(!msg.contains("rollback also failed") && e.get("details").is_none(), "{e}");
     node.assert_clean();
 }
+
+#[test]
+fn an_ipam_plugin_failing_without_an_error_object_is_999_with_its_exit_status_and_stderr() {
+    let node = Node::new("10.102.0.0/24");
+    let pod = Ns::new("pod");
+    let bin = node.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = "#!/bin/sh\ncase \"$CNI_COMMAND\" in\nVERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"1.0.0\"]}' ;;\n*) echo 'disk on fire' >&2; exit 3 ;;\nesac\n";
+    let path = bin.join("mute-ipam");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = delegated(&node, json!({"type": "mute-ipam"}));
+    let mut env = cni_env("ADD", "mute", Some(&pod.path()), "eth0");
+    env.insert("CNI_PATH", bin.display().to_string());
+    let e = node.spawn_cni(&env, &conf).wait().err().clone();
+    assert_eq!(e["code"], 999, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("IPAM plugin mute-ipam failed") && msg.contains("it printed no CNI error object"), "{msg}");
+    assert!(msg.contains("exit status: 3") && msg.contains("disk on fire"), "{msg}");
+    node.assert_clean();
+}
