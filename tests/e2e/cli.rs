@@ -105,3 +105,23 @@ fn exec_check_honours_the_lists_disable_check() {
     assert_eq!(code, 0, "{err}");
     assert!(out.is_empty() && err.contains("disableCheck"), "{out} {err}");
 }
+
+#[test]
+fn exec_and_status_say_which_keys_are_unknown_and_what_was_meant() {
+    let node = Node::new("10.77.0.0/24");
+    let pod = Ns::new("pod");
+    let mut conf = node.conf("1.1.0");
+    conf["ipMasqq"] = json!(true);
+    let file = node.dir.path().join("typo.conf");
+    std::fs::write(&file, conf.to_string()).unwrap();
+    let netns = pod.path().display().to_string();
+    let (code, out, err) = cli(&node, &["exec", "status", "--config", file.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("ipMasqq") && err.contains("did you mean ipMasq?"), "STATUS says nothing of the typo: {err}");
+    let (code, out, err) = cli(&node, &["exec", "add", "--netns", &netns, "--config", file.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("ipMasqq") && err.contains("did you mean ipMasq?"), "exec add says nothing of the typo: {err}");
+    let (code, _, err) = cli(&node, &["exec", "del", "--netns", &netns, "--config", file.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{err}");
+    node.assert_clean();
+}
