@@ -12,6 +12,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/wasmcni";
 pub const DEFAULT_RUN_DIR: &str = "/run/wasmcni";
 
 /// The MTUs a link can have (IPv4's minimum to the 16-bit maximum).
+/// Where the node agent writes pod metadata for hooks (hooks::podmeta reads it).
+pub const DEFAULT_POD_METADATA_DIR: &str = "/run/wasmcni/pods";
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,7 +247,7 @@ impl NetConf {
     }
 
     pub fn pod_metadata_dir(&self) -> PathBuf {
-        self.pod_metadata_dir.clone().unwrap_or_else(|| PathBuf::from(crate::hooks::podmeta::DEFAULT_DIR))
+        self.pod_metadata_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_POD_METADATA_DIR))
     }
 
     pub fn run_dir(&self) -> PathBuf {
