@@ -29,6 +29,11 @@ for backend in iptables nftables; do
     WASMCNI_TEST_BACKEND=$backend WASMCNI_BIN=target/debug/wasmcni bash tests/podman/run.sh
 done
 
+echo "==> the per-pod binary links no Kubernetes client or TLS stack (those are the agent's)"
+heavy=$(cargo tree --locked -q -p wasmcni -e normal --prefix none | grep -E '^(kube|kube-[a-z]+|k8s-openapi|rustls|openssl|hyper-rustls) ' || true)
+[ -z "$heavy" ] || { echo "the plugin pulls in: $heavy" >&2; exit 1; }
+# (tokio's rt-multi-thread feature is compiled in by wasmtime-wasi; the plugin only builds current-thread runtimes.)
+
 echo "==> Kubernetes without a cluster: three nodes with the agent on a real kernel, deploy/ validated, the image built and its install run"
 cargo build --locked -q -p wasmcni-agent
 WASMCNI_BIN=target/debug/wasmcni AGENT_BIN=target/debug/wasmcni-agent bash scripts/k8s-test.sh
