@@ -231,6 +231,17 @@ mod tests {
                 assert!(e["msg"].as_str().unwrap().contains("field name"), "{command} {hook}: {e}");
             }
         }
+        // DEL, CHECK and GC name chains from the record, not from the config: a bad hook name in the config
+        // must not reach a path either (the tree check below), whether they refuse or succeed.
+        for command in ["DEL", "CHECK", "GC"] {
+            for hook in ["..", "../x", "a b", &"h".repeat(25)] {
+                let out = handle(command, &env("victim", "eth0"), conf("net", hook).as_bytes(), "wasmcni");
+                if let Some(e) = out.stdout.filter(|v| v.get("code").is_some()) {
+                    let msg = e["msg"].as_str().unwrap();
+                    assert!(!msg.contains("Some(") && !msg.contains("Object {"), "{command} hook {hook}: {msg}");
+                }
+            }
+        }
         std::fs::remove_file(root.join("h.wasm")).unwrap();
         assert_eq!(outside(root), before, "a refused command touched files outside its network's directories");
     }
