@@ -80,6 +80,9 @@ fn traps_say_why() {
     assert!(!panic.contains("RUST_BACKTRACE") && !panic.contains("wasm backtrace"), "{panic}");
     let stack = msg("recurse");
     assert!(stack.contains("overflowed its stack"), "{stack}");
+    let bare = msg("unreachable");
+    assert!(bare.contains("trapped: reached unreachable code"), "{bare}");
+    assert!(!bare.contains("wasm backtrace") && !bare.contains("panicked"), "{bare}");
 }
 
 #[test]

@@ -30,6 +30,8 @@ fn misbehave(cfg: &Value) -> Result<(), HookError> {
             }
         }
         "trap" => panic!("test hook asked to trap"),
+        // A bare `unreachable` instruction: a trap with no panic message behind it.
+        "unreachable" => core::arch::wasm32::unreachable(),
         "error" => Err(wasmcni_hooks_sdk::error("test hook asked to fail")),
         "huge-error" => Err(wasmcni_hooks_sdk::error("E".repeat(10 << 20))),
         "forge-log" => {
