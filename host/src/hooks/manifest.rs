@@ -228,6 +228,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_set_switched_during_an_add_is_seen_whole_old_or_new() {
+        // The agent's layout: versioned sets and a `current` link renamed into place.
+        let tmp = tempfile::tempdir().unwrap();
+        let text = "[[hooks]]\nname = \"h\"\nmodule = \"hook.wasm\"\nstages = [\"pre-add\"]\n";
+        for set in ["a", "b"] {
+            std::fs::create_dir_all(tmp.path().join("sets").join(set)).unwrap();
+            manifest(&tmp.path().join("sets").join(set), text);
+        }
+        let current = tmp.path().join("current");
+        std::os::unix::fs::symlink("sets/a", &current).unwrap();
+        let specs = load(Some(&current.join("hooks.toml")), None).unwrap();
+        // The switch lands after the manifest was read and before the modules are opened.
+        std::os::unix::fs::symlink("sets/b", tmp.path().join("next")).unwrap();
+        std::fs::rename(tmp.path().join("next"), &current).unwrap();
+        let module = &specs[0].module;
+        assert!(module.starts_with(tmp.path().canonicalize().unwrap().join("sets/a")), "{}", module.display());
+        assert!(!module.starts_with(&current), "the module path still goes through the link: {}", module.display());
+    }
+
+    #[test]
     fn parses_defaults_order_and_relative_modules() {
         let tmp = tempfile::tempdir().unwrap();
         let p = manifest(
