@@ -153,11 +153,12 @@ fn main() {
     // Warm-up: page cache, the reference's bridge, our hook cache, the nftables table. Not measured.
     // `--baseline PATH`: an earlier wasmcni build (iptables, no hooks: its contract may differ) beside the
     // rest, for a before/after in one run.
-    let base_node = Ns::new(format!("{tag}-base"));
-    let baseline = std::env::args().skip_while(|a| a != "--baseline").nth(1).map(PathBuf::from).map(|binary| {
+    let base_binary = std::env::args().skip_while(|a| a != "--baseline").nth(1).map(PathBuf::from);
+    let base_node = base_binary.as_ref().map(|_| Ns::new(format!("{tag}-base")));
+    let baseline = base_binary.zip(base_node.as_ref()).map(|(binary, node)| {
         let mut conf = ours_conf("base", "iptables", false);
         conf.as_object_mut().unwrap().remove("firewallBackend");
-        Plugin { label: "baseline", binary, conf, node: &base_node }
+        Plugin { label: "baseline", binary, conf, node }
     });
     let mut all = vec![&nft, &nft_hooks, &ipt, &ipt_hooks, &reference, &bridged];
     all.extend(baseline.as_ref());
