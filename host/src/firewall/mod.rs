@@ -126,7 +126,7 @@ pub struct NodeFirewalls {
 impl NodeFirewalls {
     /// `run_dir`: where the backends keep their node-wide locks.
     pub fn new(run_dir: &std::path::Path) -> Self {
-        NodeFirewalls { iptables: iptables::Iptables::new(run_dir), nftables: nftables::Nftables, noop: Noop, auto: Default::default() }
+        NodeFirewalls { iptables: iptables::Iptables::new(run_dir), nftables: nftables::Nftables::default(), noop: Noop, auto: Default::default() }
     }
 }
 

@@ -12,6 +12,7 @@ mod tests;
 mod wire;
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use super::{AttachmentRules, Backend, Done, Error, Family, Firewall};
 use layout::{Map, TABLE};
@@ -21,8 +22,49 @@ use wire::{msg, Batch, Conn, Refused, NLM_F_DUMP};
 pub(crate) const ENOENT: i32 = 2;
 const EBUSY: i32 = 16;
 
-#[derive(Debug, Default, Clone)]
-pub struct Nftables;
+/// Sockets are kept for the whole command and closed when it ends, not after each use: closing a netfilter
+/// socket waits for the kernel to finish freeing the last transaction (an RCU grace period, 10-30 ms here),
+/// holding the nf_tables mutex that a veth's unregister needs too, so DEL paid it on top of its veth
+/// deletion. By the time the command ends that work is long done and the close costs nothing. Idle sockets
+/// are reused (GC tears down many attachments), each only in the namespace it was opened in.
+#[derive(Default)]
+pub struct Nftables {
+    idle: Mutex<Vec<(u64, Conn)>>,
+}
+
+impl std::fmt::Debug for Nftables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nftables")
+    }
+}
+
+/// A socket in use; back to `Nftables::idle` when dropped.
+struct InUse<'a> {
+    netns: u64,
+    conn: Option<Conn>,
+    idle: &'a Mutex<Vec<(u64, Conn)>>,
+}
+
+impl std::ops::Deref for InUse<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.idle.lock()) {
+            idle.push((self.netns, conn));
+        }
+    }
+}
+
+/// The calling thread's network namespace (its inode), which a netlink socket belongs to.
+fn thread_netns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino()).unwrap_or(0)
+}
 
 pub(crate) fn backend_err(e: String) -> Error {
     Error::Backend(e)
@@ -34,8 +76,20 @@ fn refused(list: &[Refused]) -> Error {
 }
 
 impl Nftables {
-    fn conn(&self) -> Result<Conn, Error> {
-        Conn::open().map_err(backend_err)
+    fn conn(&self) -> Result<InUse<'_>, Error> {
+        let netns = thread_netns();
+        let reused = self.idle.lock().ok().and_then(|mut idle| {
+            let at = idle.iter().position(|(ns, _)| *ns == netns)?;
+            Some(idle.swap_remove(at).1)
+        });
+        let conn = match reused {
+            Some(c) => {
+                c.discard_pending().map_err(backend_err)?;
+                c
+            }
+            None => Conn::open().map_err(backend_err)?,
+        };
+        Ok(InUse { netns, conn: Some(conn), idle: &self.idle })
     }
 
     /// Commits `batch`; when our table (or a map or base chain of it) is missing, creates it and tries again.
@@ -267,7 +321,7 @@ impl Firewall for Nftables {
     }
 
     fn leftovers(&self, network: &str) -> Result<Vec<AttachmentRules>, Error> {
-        leftovers::find(&self.conn()?, network)
+        leftovers::find(&*self.conn()?, network)
     }
 
     fn status(&self) -> Result<(), Error> {

@@ -115,3 +115,17 @@ fn a_gc_leftover_known_by_its_chains_is_removed_with_its_elements() {
     assert_eq!(ops, ["element wcniabc of from_if".to_string(), format!("chain {a}"), format!("chain {h}")]);
     assert_eq!(plan::masq_chains(&r), ["m4-0123"]);
 }
+
+#[test]
+fn a_socket_is_kept_for_the_whole_command_and_reused_not_closed_after_each_use() {
+    // Opening a netfilter socket needs no privilege; closing one right after a commit waits for the kernel's
+    // cleanup of that transaction, which DEL used to pay.
+    let nft = super::Nftables::default();
+    let first = nft.conn().expect("a netfilter socket").fd();
+    let again = nft.conn().expect("a netfilter socket");
+    assert_eq!(again.fd(), first, "an idle socket of this namespace is reused");
+    let beside = nft.conn().expect("a netfilter socket");
+    assert_ne!(beside.fd(), first, "one in use is never handed out twice");
+    drop((again, beside));
+    assert_eq!(nft.idle.lock().unwrap().len(), 2, "both stay open until the command ends");
+}

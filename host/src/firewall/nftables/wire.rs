@@ -191,6 +191,18 @@ impl Conn {
         Ok(Conn { sock })
     }
 
+    #[cfg(test)]
+    pub fn fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.sock)
+    }
+
+    /// Drops answers an earlier, failed request left unread, so a reused socket starts clean.
+    pub fn discard_pending(&self) -> Result<(), String> {
+        self.sock.set_non_blocking(true).map_err(|e| io("non-blocking", e))?;
+        while self.recv()?.is_some() {}
+        Ok(())
+    }
+
     fn recv(&self) -> Result<Option<Vec<u8>>, String> {
         let mut buf = vec![0u8; 1 << 16];
         match self.sock.recv(&mut &mut buf[..], 0) {
