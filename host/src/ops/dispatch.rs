@@ -168,19 +168,21 @@ mod tests {
         let data = root.join("data");
         std::fs::create_dir_all(data.join("ipam").join("net")).unwrap();
         std::fs::create_dir_all(data.join("state")).unwrap();
+        std::fs::create_dir_all(data.join("run").join("attachment-locks")).unwrap();
         // What DEL with the network name ".." released before: a file beside the data dir naming the container.
         std::fs::write(data.join("ipam").join("10.0.0.2"), "victim\r\neth0").unwrap();
         std::fs::write(data.join("10.0.0.3"), "victim\r\neth0").unwrap();
         // A valid network may use its own dirs (STATUS checks they are writable); nothing else may change.
         let outside = |root: &std::path::Path| {
             let mut t = tree(root);
-            t.retain(|(p, ..)| !p.starts_with(data.join("state")) && !p.starts_with(data.join("ipam").join("net")));
+            let own = [data.join("state"), data.join("ipam").join("net"), data.join("run").join("attachment-locks").join("net")];
+            t.retain(|(p, ..)| !own.iter().any(|d| p.starts_with(d)));
             t
         };
         let before = outside(root);
         let conf = |name: &str, hook: &str| {
             let mut c = json!({"cniVersion": "1.1.0", "name": name, "type": "wasmcni",
-                "stateDir": data.join("state"), "cni.dev/valid-attachments": [],
+                "stateDir": data.join("state"), "runDir": data.join("run"), "cni.dev/valid-attachments": [],
                 "ipam": {"type": "builtin", "subnet": "10.0.0.0/24", "dataDir": data.join("ipam")}});
             if !hook.is_empty() {
                 c["hooks"] = json!([{"name": hook, "module": root.join("h.wasm"), "stages": ["pre-add"]}]);
