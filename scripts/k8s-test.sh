@@ -312,7 +312,7 @@ deploy_part() {
         file "$out/$b" | grep -q "statically linked\|static-pie linked" || fail "$out/$b is not static: $(file "$out/$b")"
     done
     check "static: $(file -b "$out/wasmcni" | cut -d, -f1-2)"
-    mkdir -p "$T/ctx" "$T/podman/tmp"
+    mkdir -p "$T/ctx" "$T/podman/tmp" "$T/podman/net.d"
     # Without debug info: the image needs the code, not 400 MB of DWARF.
     strip -o "$T/ctx/wasmcni" "$out/wasmcni"
     strip -o "$T/ctx/wasmcni-agent" "$out/wasmcni-agent"
@@ -333,6 +333,10 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "none"
 tmp_dir = "$T/podman/libpod"
+[network]
+# Its own (empty) CNI config dir: with the default one, podman's CNI backend creates libcni's lock file in
+# the host's /etc/cni/net.d even for a build that uses no network.
+network_config_dir = "$T/podman/net.d"
 EOF
     podman_cmd build -q -f "$T/ctx/Containerfile" -t localhost/wasmcni:test "$T/ctx" >"$T/build.out" 2>&1 ||
         { cat "$T/build.out"; fail "podman build"; }
