@@ -6,6 +6,16 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 [ "$(id -u)" = 0 ] || { echo "the kernel tests need root" >&2; exit 1; }
 
+# The machine's own CNI dirs and the plugin's default state dirs: no test may create or change them (tests
+# use temp roots). Compared at the end.
+host_dirs() {
+    for d in /etc/cni/net.d /opt/cni/bin /run/wasmcni /var/lib/cni; do
+        if [ -e "$d" ]; then find "$d" -maxdepth 3 -printf '%p %y %s %T@\n' 2>/dev/null | sort; else echo "$d absent"; fi
+    done
+}
+host_dirs > "${TMPDIR:-/tmp}/wasmcni-host-dirs.$$"
+trap 'rm -f "${TMPDIR:-/tmp}/wasmcni-host-dirs.$$"' EXIT
+
 echo "==> building the test hook and the example hooks (WebAssembly components)"
 cargo build --locked -q -p wasmcni-test-hook -p wasmcni-probe-hook --target wasm32-wasip2 --release
 bash example-hooks/build.sh >/dev/null
@@ -51,4 +61,10 @@ for dir in example-hooks/*/; do
     [ -d "$dir/fixtures" ] || continue
     target/debug/wasmcni hook test "$dir"/fixtures/*.toml --module "target/example-hooks/$name.wasm" 2>/dev/null || failed=1
 done
+
+echo "==> the machine's CNI dirs and wasmcni's default state dirs are as they were"
+if ! host_dirs | diff "${TMPDIR:-/tmp}/wasmcni-host-dirs.$$" - ; then
+    echo "a test created or changed the files above outside its temp dirs" >&2
+    failed=1
+fi
 exit $failed

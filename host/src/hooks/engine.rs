@@ -41,15 +41,20 @@ pub const STILL_RUNS: &[&str] = &["0.1.0"];
 
 pub struct HookEngine {
     pub(super) engine: Engine,
-    /// One linker per contract version: both define a world-level `log`, with their own types.
+    /// One linker per contract version: both define a world-level `log`, with their own types. The 0.1.0
+    /// one is built only when such a component loads: WASI's definitions take ~0.12 ms per linker, paid on
+    /// the way to the first hook call.
     pub(super) linker: Linker<HostState>,
-    pub(super) linker_v0_1: Linker<HostState>,
+    linker_v0_1: std::sync::OnceLock<Linker<HostState>>,
     pub(super) watchdog: Watchdog,
+}
+
+fn engine_err(e: wasmtime::Error) -> Error {
+    Error::Engine(format!("{e:#}"))
 }
 
 impl HookEngine {
     pub fn new() -> Result<Self, Error> {
-        let engine_err = |e: wasmtime::Error| Error::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
         // No .eh_frame for wasm code: only outside unwinders (gdb, perf) use it, and registering it costs
@@ -59,11 +64,19 @@ impl HookEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
         Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
-        let mut linker_v0_1 = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker_v0_1).map_err(engine_err)?;
-        v0_1::Hook::add_to_linker::<_, HasSelf<_>>(&mut linker_v0_1, |s| s).map_err(engine_err)?;
         let watchdog = Watchdog::start(&engine)?;
-        Ok(HookEngine { engine, linker, linker_v0_1, watchdog })
+        Ok(HookEngine { engine, linker, linker_v0_1: std::sync::OnceLock::new(), watchdog })
+    }
+
+    fn linker_v0_1(&self) -> Result<&Linker<HostState>, Error> {
+        if let Some(l) = self.linker_v0_1.get() {
+            return Ok(l);
+        }
+        let mut linker = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        v0_1::Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        // Two threads may both build one; either is the same.
+        Ok(self.linker_v0_1.get_or_init(|| linker))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -106,7 +119,7 @@ impl HookEngine {
                 self.linker.instantiate_pre(&component).and_then(HookPre::new).map(super::call::Pre::Current).map_err(not_a_hook)?
             }
             super::contract::Version::V0_1 => self
-                .linker_v0_1
+                .linker_v0_1()?
                 .instantiate_pre(&component)
                 .and_then(v0_1::HookPre::new)
                 .map(super::call::Pre::V0_1)
