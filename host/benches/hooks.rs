@@ -116,6 +116,14 @@ fn inputs(config: String) -> (wit::Attachment, wit::Plan, wit::AddResult) {
     (att, plan, result)
 }
 
+/// An example hook as the bench loads it: its own defaults for config, memory enough for the interpreters.
+fn example_spec(module: PathBuf) -> HookSpec {
+    let mut s = spec(module);
+    s.config = None;
+    s.memory_mb = 128;
+    s
+}
+
 /// A per-pod process in miniature: start the engine, load one cached hook, call pre-add once. Prints the
 /// milliseconds of each, from this process's own start, for `fresh` below.
 fn fresh_child(module: PathBuf, cache_dir: PathBuf) {
@@ -123,10 +131,7 @@ fn fresh_child(module: PathBuf, cache_dir: PathBuf) {
     let rt = HookEngine::new().expect("engine");
     let engine = t.elapsed();
     let cache = Cache::open(cache_dir, rt.engine());
-    let mut s = spec(module);
-    s.config = None;
-    s.memory_mb = 128;
-    let h = rt.load(s, &cache).expect("a cached hook");
+    let h = rt.load(example_spec(module), &cache).expect("a cached hook");
     let load = t.elapsed() - engine;
     let (att, plan, _) = inputs("{}".into());
     let _ = h.pre_add(&att, &plan);
@@ -144,6 +149,7 @@ fn fresh(module: &std::path::Path, cache_dir: &std::path::Path, n: usize) -> (f6
             .env("WASMCNI_HOOKBENCH_CACHE", cache_dir)
             .output()
             .expect("the bench binary re-run");
+        assert!(out.status.success(), "fresh process for {}: {}", module.display(), String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         let v: Vec<f64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
         if let [e, l, c] = v[..] {
@@ -172,9 +178,7 @@ fn examples(rt: &HookEngine, cache: &Cache, cache_dir: &std::path::Path, att: &w
         let bytes = std::fs::read(&p).unwrap();
         let n = if bytes.len() > 4 << 20 { 1 } else { 3 };
         let (cold, _) = stats(time(n, || rt.engine().precompile_component(&bytes).unwrap()));
-        let mut s = spec(p.clone());
-        s.config = None;
-        s.memory_mb = 128;
+        let s = example_spec(p.clone());
         rt.load(s.clone(), cache).unwrap();
         let (load, _) = stats(time(50, || rt.load(s.clone(), cache).unwrap()));
         let sha = cache.module_sha256(&p).unwrap();

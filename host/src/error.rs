@@ -122,11 +122,11 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The text of a caught panic.
 /// What a message for people must never contain: the tells of Rust's Debug output (options, JSON values,
 /// structs, io errors, escaped newlines). Used by the error tests and the fuzz targets.
 pub const DEBUG_TELLS: &[&str] = &["Some(", "None)", "Object {", "String(", "Number(", "Error {", " { kind:", "Os {", "\\n"];
 
+/// The text of a caught panic.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
     format!("internal error (a bug in wasmcni): {}", what.unwrap_or_else(|| "panic".into()))

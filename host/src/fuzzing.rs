@@ -1,5 +1,5 @@
 //! Entry points for the fuzz targets (fuzz/), shared with `cargo test`, which replays the checked-in corpus
-//! through them (host/tests/fuzz_corpus.rs): a crash the fuzzer once found fails CI from then on.
+//! through them (tests/fuzz_corpus.rs): a crash the fuzzer once found fails CI from then on.
 //! Each takes arbitrary bytes, must never panic, and checks what must hold of whatever it accepts.
 
 use std::collections::HashMap;

@@ -54,7 +54,7 @@ impl Log for Logger {
             return;
         }
         let since = START.get().map(|s| s.elapsed().as_secs_f64() * 1e3).unwrap_or_default();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = state();
         let line = render(&state, SystemTime::now(), since, r.level(), &r.args().to_string());
         let _ = std::io::stderr().write_all(line.as_bytes());
         if let Some(f) = state.file.as_mut() {
@@ -184,7 +184,6 @@ pub fn bounded(s: &str, max: usize) -> String {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -11,10 +11,15 @@ use crate::error::Error;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/wasmcni";
 pub const DEFAULT_RUN_DIR: &str = "/run/wasmcni";
 
-/// The MTUs a link can have (IPv4's minimum to the 16-bit maximum).
 /// Where the node agent writes pod metadata for hooks (hooks::podmeta reads it).
 pub const DEFAULT_POD_METADATA_DIR: &str = "/run/wasmcni/pods";
+/// The MTUs a link can have (IPv4's minimum to the 16-bit maximum).
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// `MTU_RANGE` as messages show it: `68-65535`.
+pub fn mtu_range_text() -> String {
+    format!("{}-{}", MTU_RANGE.start(), MTU_RANGE.end())
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,7 +180,7 @@ impl NetConf {
         }
         if let Some(mtu) = self.mtu {
             if !MTU_RANGE.contains(&mtu) {
-                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside {}-{}", MTU_RANGE.start(), MTU_RANGE.end())));
+                return Err(Error::InvalidConfig(format!("mtu {mtu} is outside {}", mtu_range_text())));
             }
         }
         let bridge_only = [

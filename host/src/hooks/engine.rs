@@ -53,6 +53,13 @@ fn engine_err(e: wasmtime::Error) -> Error {
     Error::Engine(format!("{e:#}"))
 }
 
+/// A linker with WASI (and nothing behind it) defined; each contract adds its own `log` to it.
+fn wasi_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+    Ok(linker)
+}
+
 impl HookEngine {
     pub fn new() -> Result<Self, Error> {
         let mut config = Config::new();
@@ -61,8 +68,7 @@ impl HookEngine {
         // 0.2 ms per load of an interpreter-sized component (measured on the Python example).
         config.native_unwind_info(false);
         let engine = Engine::new(&config).map_err(engine_err)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        let mut linker = wasi_linker(&engine)?;
         Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
         let watchdog = Watchdog::start(&engine)?;
         Ok(HookEngine { engine, linker, linker_v0_1: std::sync::OnceLock::new(), watchdog })
@@ -72,8 +78,7 @@ impl HookEngine {
         if let Some(l) = self.linker_v0_1.get() {
             return Ok(l);
         }
-        let mut linker = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        let mut linker = wasi_linker(&self.engine)?;
         v0_1::Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
         // Two threads may both build one; either is the same.
         Ok(self.linker_v0_1.get_or_init(|| linker))

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-/// Where the agent writes them (its run dir's pods/).
-pub const DEFAULT_DIR: &str = crate::cni::conf::DEFAULT_POD_METADATA_DIR;
 /// How often ADD looks again while a hook that needs them waits.
 const POLL: Duration = Duration::from_millis(10);
 

@@ -108,7 +108,7 @@ pub fn plan(p: wit::Plan, ipam: Option<&IpamConfig>) -> Result<Plan, String> {
     }
     if let Some(mtu) = p.mtu {
         if !crate::cni::conf::MTU_RANGE.contains(&mtu) {
-            return Err(format!("field mtu: {mtu} is outside {}-{}", crate::cni::conf::MTU_RANGE.start(), crate::cni::conf::MTU_RANGE.end()));
+            return Err(format!("field mtu: {mtu} is outside {}", crate::cni::conf::mtu_range_text()));
         }
     }
     let mac = p.mac.map(|m| parse_mac(&super::sanitize::bounded(&m, 64)).map_err(|e| format!("field mac: {e}"))).transpose()?;

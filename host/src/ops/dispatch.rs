@@ -240,7 +240,7 @@ mod tests {
                 let out = handle(command, &env("victim", "eth0"), conf("net", hook).as_bytes(), "wasmcni");
                 if let Some(e) = out.stdout.filter(|v| v.get("code").is_some()) {
                     let msg = e["msg"].as_str().unwrap();
-                    assert!(!msg.contains("Some(") && !msg.contains("Object {"), "{command} hook {hook}: {msg}");
+                    assert!(!crate::error::DEBUG_TELLS.iter().any(|t| msg.contains(t)), "{command} hook {hook}: {msg}");
                 }
             }
         }
