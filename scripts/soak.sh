@@ -118,8 +118,8 @@ reservations=$(find "$work/ipam/soak" -type f ! -name lock ! -name 'last_reserve
 records=$(find "$work/state/attachments" -type f 2>/dev/null | wc -l)
 chains=$( (nsenter --net="/var/run/netns/$NODE" iptables-save; nsenter --net="/var/run/netns/$NODE" ip6tables-save) \
     | grep -E 'CNI-|WCNI-' | grep -v '"wasmcni hooks"' | grep -vc '^:WASMCNI-FORWARD ' || true)
-# nftables: per-pod elements and chains (the table, its maps and base chains are the node's).
-elements=$(ip netns exec "$NODE" nft list table inet wasmcni 2>/dev/null | grep -cE 'comment "wasmcni soak/|chain [ahm][46]?-' || true)
+# nftables: per-pod elements and chains, masquerade sets and their rules (the table, its maps and base chains are the node's).
+elements=$(ip netns exec "$NODE" nft list table inet wasmcni 2>/dev/null | grep -cE 'comment "wasmcni soak/|chain [ahm][46]?-|set s[46]-|@s[46]-' || true)
 podlinks=0
 for i in $(seq 0 $((PODS - 1))); do
     podlinks=$((podlinks + $(ip -n "$tag-p$i" -o link | grep -vc ': lo:' || true)))

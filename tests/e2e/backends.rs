@@ -120,3 +120,57 @@ fn gc_finds_leftovers_in_both_backends() {
     node.cni("DEL", &keep_conf, "keep", Some(&keep.path()), "eth0").succeeded();
     node.assert_clean();
 }
+
+/// Turns attachment `id`'s masquerade into the layout earlier builds made: a `masq4` element that jumps to
+/// the chain, with no set, no `masq` chain and the two-rule postrouting.
+fn as_earlier_builds_made_it(node: &Node, id: &str, ip: &str) {
+    let set = node.masq_set_of(id, ip).expect("a masquerade set element");
+    let chain = format!("m{}", &set[1..]);
+    let listed = String::from_utf8_lossy(&node.ns.exec(&["nft", "-a", "list", "chain", "inet", "wasmcni", "masq"]).stdout).into_owned();
+    let handle = listed.lines().find(|l| l.contains(&format!("@{set} "))).and_then(|l| l.rsplit("# handle ").next()).expect("the rule for the set").trim().to_string();
+    let script = format!(
+        "flush chain inet wasmcni postrouting\n\
+         add rule inet wasmcni postrouting ip saddr vmap @masq4\n\
+         add rule inet wasmcni postrouting ip6 saddr vmap @masq6\n\
+         delete rule inet wasmcni masq handle {handle}\n\
+         delete set inet wasmcni {set}\n\
+         delete chain inet wasmcni masq\n\
+         add element inet wasmcni masq4 {{ {ip} comment \"wasmcni {}/{id}/eth0\" : jump {chain} }}\n",
+        node.network
+    );
+    let file = node.dir.path().join("earlier.nft");
+    std::fs::write(&file, script).unwrap();
+    let out = node.ns.exec(&["nft", "-f", &file.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn pods_masqueraded_by_an_earlier_nftables_layout_keep_working_beside_new_ones_and_del_cleans_both() {
+    let node = Node::new("10.37.0.0/24");
+    let (old, new) = (Ns::new("earlier"), Ns::new("later"));
+    let conf = with_backend(&node, "nftables");
+    let res_old = node.cni("ADD", &conf, "old", Some(&old.path()), "eth0").ok().clone();
+    as_earlier_builds_made_it(&node, "old", &pod_ip(&res_old));
+    assert!(node.masq_set_of("old", &pod_ip(&res_old)).is_none() && !node.nft_table().contains("chain masq {"));
+    assert_eq!(node.upstream_sees(&old).ip().to_string(), NODE_UPLINK_IP, "the earlier layout masquerades");
+
+    // The next ADD finds `masq` missing, sets the table up again and uses sets; the old element still works.
+    let res_new = node.cni("ADD", &conf, "new", Some(&new.path()), "eth0").ok().clone();
+    assert!(node.masq_set_of("new", &pod_ip(&res_new)).is_some(), "{}", node.nft_table());
+    for (pod, id, res) in [(&old, "old", &res_old), (&new, "new", &res_new)] {
+        assert_eq!(node.upstream_sees(pod).ip().to_string(), NODE_UPLINK_IP, "{id}: masquerade");
+        let mut check = conf.clone();
+        check["prevResult"] = res.clone();
+        node.cni("CHECK", &check, id, Some(&pod.path()), "eth0").succeeded();
+    }
+
+    // The new pod goes first: its set is empty then, but the old element still jumps to the shared chain,
+    // so the chain (and the set with its rule) stay for it.
+    node.cni("DEL", &conf, "new", Some(&new.path()), "eth0").succeeded();
+    assert_eq!(node.upstream_sees(&old).ip().to_string(), NODE_UPLINK_IP, "the old pod keeps its masquerade");
+    let mut check = conf.clone();
+    check["prevResult"] = res_old.clone();
+    node.cni("CHECK", &check, "old", Some(&old.path()), "eth0").succeeded();
+    node.cni("DEL", &conf, "old", Some(&old.path()), "eth0").succeeded();
+    node.assert_clean();
+}

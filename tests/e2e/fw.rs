@@ -39,6 +39,21 @@ fn tag(network: &str, id: &str) -> String {
     format!("\"wasmcni {network}/{id}/eth0")
 }
 
+/// The set of `nft list table` output that has an element line containing `element`.
+fn masq_set_holding(dump: &str, element: &str) -> Option<String> {
+    let mut set = None;
+    for l in dump.lines().map(str::trim) {
+        if let Some(name) = l.strip_prefix("set ").and_then(|r| r.strip_suffix(" {")) {
+            set = Some(name.to_string());
+        } else if l.starts_with("map ") || l.starts_with("chain ") {
+            set = None;
+        } else if l.contains(element) && set.is_some() {
+            return set;
+        }
+    }
+    None
+}
+
 /// A chain of `nft list table` output: its name and lines (comment and rules).
 struct NftChain<'a> {
     name: &'a str,
@@ -75,8 +90,8 @@ impl Node {
     }
 
     /// Every rule, chain and element of any attachment, in both backends (a leak into either shows). The
-    /// node's shared pieces stay: iptables' WASMCNI-FORWARD and its jump, nftables' table, maps and base
-    /// chains.
+    /// node's shared pieces stay: iptables' WASMCNI-FORWARD and its jump, nftables' table, maps, base
+    /// chains and `masq` (without rules once no pod is masqueraded).
     pub fn attachment_rules(&self) -> Vec<String> {
         let mut out: Vec<String> = (self.ns.iptables_save() + &self.ns.ip6tables_save())
             .lines()
@@ -85,7 +100,9 @@ impl Node {
             .collect();
         let nft = self.nft_table();
         out.extend(nft.lines().map(str::trim).filter(|l| l.contains("comment \"wasmcni ") && !l.starts_with("comment ")).map(|l| format!("nft element {l}")));
-        out.extend(nft_chains(&nft).iter().filter(|c| c.name != "postrouting" && c.name != "forward").map(|c| format!("nft chain {}", c.name)));
+        out.extend(nft_chains(&nft).iter().filter(|c| !["postrouting", "forward", "masq"].contains(&c.name)).map(|c| format!("nft chain {}", c.name)));
+        out.extend(nft_chains(&nft).iter().filter(|c| c.name == "masq").flat_map(|c| c.lines.iter().map(|l| format!("nft rule in masq: {l}"))));
+        out.extend(nft.lines().map(str::trim).filter(|l| l.starts_with("set s4-") || l.starts_with("set s6-")).map(|l| format!("nft {l}")));
         out
     }
 
@@ -149,8 +166,11 @@ impl Node {
             Fw::Nftables => {
                 let nft = self.nft_table();
                 // Any interface of the container: the comment names it after the id.
-                let element = nft.lines().any(|l| l.contains(&format!("{ip} comment \"wasmcni {}/{id}/", self.network)) && l.contains(": jump m"));
-                element && nft_chains(&nft).iter().any(|c| c.name.starts_with('m') && c.lines.iter().any(|l| l.ends_with("masquerade")))
+                let Some(set) = masq_set_holding(&nft, &format!("{ip} comment \"wasmcni {}/{id}/", self.network)) else { return false };
+                let chain = format!("m{}", &set[1..]);
+                let chains = nft_chains(&nft);
+                let sent = chains.iter().any(|c| c.name == "masq" && c.lines.iter().any(|l| l.contains(&format!("@{set} jump {chain}"))));
+                sent && chains.iter().any(|c| c.name == chain && c.lines.iter().any(|l| l.ends_with("masquerade")))
             }
         }
     }
@@ -187,12 +207,17 @@ impl Node {
                 format!("masquerade chain {chain} is missing")
             }
             Fw::Nftables => {
-                let map = if ip.contains(':') { "masq6" } else { "masq4" };
-                let out = self.ns.exec(&["nft", "delete", "element", "inet", "wasmcni", map, &format!("{{ {ip} }}")]);
+                let set = self.masq_set_of(id, ip).expect("a masquerade element");
+                let out = self.ns.exec(&["nft", "delete", "element", "inet", "wasmcni", &set, &format!("{{ {ip} }}")]);
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                format!("the masquerade of {ip} (element of map {map}) is missing")
+                format!("the masquerade of {ip} (element of set {set}) is missing")
             }
         }
+    }
+
+    /// The masquerade set (nftables) holding attachment `id`'s address `ip`.
+    pub fn masq_set_of(&self, id: &str, ip: &str) -> Option<String> {
+        masq_set_holding(&self.nft_table(), &format!("{ip} comment {}", self.tag(id)))
     }
 
     /// Whether a bridged attachment's hook rules are reached by its address (its routed traffic enters
@@ -212,10 +237,10 @@ impl Node {
         }
     }
 
-    /// The nftables masquerade chain an address's element jumps to.
+    /// The nftables masquerade chain that serves an address (through its set).
     fn masq_chain_of(&self, ip: &str) -> String {
         let nft = self.nft_table();
-        let line = nft.lines().find(|l| l.contains(&format!("{ip} comment "))).unwrap_or_else(|| panic!("no element for {ip}: {nft}"));
-        line.rsplit("jump ").next().unwrap().trim_end_matches([',', ' ', '}']).to_string()
+        let set = masq_set_holding(&nft, &format!("{ip} comment ")).unwrap_or_else(|| panic!("no element for {ip}: {nft}"));
+        format!("m{}", &set[1..])
     }
 }

@@ -71,8 +71,12 @@ if [ "${1:-}" = --inner ]; then
         [ -f "$T/state/attachments/$NET/${ID[$c]}@eth0.json" ] || fail "no attachment record for $c"
         grep -q "${ID[$c]}" "$T/ipam/$NET/${IP[$c]}" 2>/dev/null || fail "no reservation of ${IP[$c]} for $c"
         if [ "$BACKEND" = nftables ]; then
-            rules=$(nft list map inet wasmcni masq4 | grep -F -- "${IP[$c]} comment \"wasmcni $NET/${ID[$c]}/eth0\"" || true)
-            has "$rules" ": jump m4-" || fail "no masquerade element for $c: $(nft list table inet wasmcni)"
+            # The pod's address is an element of its network's masquerade set; `masq` sends that set on.
+            table=$(nft list table inet wasmcni)
+            el="${IP[$c]} comment \"wasmcni $NET/${ID[$c]}/eth0\""
+            set=$(awk -v el="$el" '$1=="set"{s=$2} $1=="map"||$1=="chain"{s=""} s!="" && index($0, el){print s; exit}' <<<"$table")
+            [[ $set == s4-* ]] || fail "no masquerade element for $c: $table"
+            has "$table" "@$set jump m${set#s}" || fail "no rule in chain masq for $set: $table"
         else
             rules=$(iptables-save -t nat | grep -F -- "$(tag "${ID[$c]}")" || true)
             has "$rules" "-j MASQUERADE" || fail "no masquerade rule commented for $c: $(iptables-save -t nat)"
@@ -122,7 +126,7 @@ if [ "${1:-}" = --inner ]; then
     left=$(iptables-save | grep -F "$(tag)" || true)
     [ -z "$left" ] || fail "iptables rules left: $left"
     check "no iptables rules or chains commented name: \"$NET\""
-    left=$(nft list table inet wasmcni 2>/dev/null | grep -E "wasmcni $NET/|chain [ahm][46]?-" || true)
+    left=$(nft list table inet wasmcni 2>/dev/null | grep -E "wasmcni $NET/|chain [ahm][46]?-|set s[46]-|@s[46]-" || true)
     [ -z "$left" ] || fail "nftables elements or chains left: $left"
     check "no nftables elements or per-pod chains in table inet wasmcni"
     left=$(ls "$T/ipam/$NET" | grep -vE '^(lock|last_reserved_ip\..*)$' || true)

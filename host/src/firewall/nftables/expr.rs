@@ -189,6 +189,11 @@ pub fn vmap(set: &str) -> Expr {
     e("lookup", vec![(1, Data::Str(set.into())), (2, Data::U32(REG_1)), (3, Data::U32(REG_VERDICT))])
 }
 
+/// `lookup reg 1 @set`: matches when the set holds the register's value.
+pub fn lookup(set: &str) -> Expr {
+    e("lookup", vec![(1, Data::Str(set.into())), (2, Data::U32(REG_1))])
+}
+
 pub fn verdict(code: i32, chain: Option<&str>) -> Expr {
     e("immediate", vec![(1, Data::U32(REG_VERDICT)), (2, Data::Verdict(code, chain.map(String::from)))])
 }

@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! table inet wasmcni {
-//!   map masq4 { ipv4_addr : verdict }  map masq6 { ipv6_addr : verdict }      pod address -> its masq chain
+//!   set s4-<net> { ipv4_addr }  set s6-<net> { ipv6_addr }                    the pods a masq chain serves
+//!   map masq4 { ipv4_addr : verdict }  map masq6 { ipv6_addr : verdict }      the same, as earlier builds
+//!                                                                             made it (kept for their pods)
 //!   map from_if, to_if { ifname : verdict }                                    routed pods, by node-side veth
 //!   map from4, to4, from6, to6 { ip : verdict }                                bridged pods, by address
-//!   chain postrouting { type nat hook postrouting priority srcnat; ip saddr vmap @masq4; ip6 saddr vmap @masq6 }
+//!   chain postrouting { type nat hook postrouting priority srcnat; ip saddr vmap @masq4; ip6 saddr vmap @masq6;
+//!                       jump masq }
+//!   chain masq { ip saddr @s4-<net> jump m4-<net>; ... }                       one rule per masq chain
 //!   chain forward { type filter hook forward priority filter; ct state established,related accept;
 //!                   iifname vmap @from_if; oifname vmap @to_if; ip saddr vmap @from4; ... }
 //!   chain m4-<net> { ip daddr <pod subnet> return; ip daddr <cluster> return; ip daddr 224.0.0.0/4 return; masquerade }
@@ -15,14 +19,20 @@
 //! ```
 //! So an ADD or a DEL adds or removes a few elements and chains in one transaction; nothing lists or rewrites
 //! the whole ruleset. Elements and per-attachment chains carry the attachment as a comment, for GC.
+//!
+//! A pod's masquerade is a plain set element, not a jump: any transaction that adds a jump makes the kernel
+//! re-validate every chain reachable from ours, hooked pods' chains included, so a plain pod's ADD grew with
+//! the hooked pods on the node (measured: 1.19 ms per commit at 1,000 pods, 0.27 ms without hooked ones).
 
 use sha2::{Digest, Sha256};
 
 use super::expr::{self, Expr};
-use super::wire::{msg, Attrs, Batch, NLM_F_APPEND, NLM_F_CREATE};
+use super::wire::{msg, Attrs, Batch, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_NONREC};
 use crate::firewall::Family;
 
 pub const TABLE: &str = "wasmcni";
+/// The regular chain postrouting jumps to: one rule per masquerade chain, matching its set.
+pub const MASQ: &str = "masq";
 
 /// A verdict map of ours: name, key type (nft's datatype id) and key length.
 pub struct Map {
@@ -91,6 +101,20 @@ pub fn masq_chain(f: Family, keep: &[ipnet::IpNet]) -> String {
     format!("m{}-{}", if f == Family::V4 { 4 } else { 6 }, hash(&text.join(",")))
 }
 
+/// The set of pod addresses masquerade chain `chain` (m4-… or m6-…) serves: s4-… or s6-…, same hash.
+pub fn masq_set(chain: &str) -> String {
+    format!("s{}", &chain[1..])
+}
+
+/// The masquerade chain that serves set `set`.
+pub fn masq_chain_of_set(set: &str) -> String {
+    format!("m{}", &set[1..])
+}
+
+pub fn is_masq_set(name: &str) -> bool {
+    name.starts_with("s4-") || name.starts_with("s6-")
+}
+
 /// libnftnl's userdata TLV for a comment: [type 0][length][text NUL].
 pub fn comment(text: &str) -> Vec<u8> {
     let mut t = text.as_bytes().to_vec();
@@ -132,6 +156,56 @@ pub fn rule(b: &mut Batch, chain: &str, exprs: &[Expr], what: &str) {
     });
 }
 
+/// A new set of pod addresses for masquerade chain `chain`, with the rule in `masq` that sends its members
+/// there (the rule's comment names the set, to find it again). Exclusive: of two first pods of a network
+/// racing, the second is refused (EEXIST) and sees the set on its retry, so the rule is never doubled.
+pub fn masq_set_with_rule(b: &mut Batch, f: Family, chain: &str, network: &str) {
+    let set = masq_set(chain);
+    let (key_type, key_len, id) = if f == Family::V4 { (IPV4, 4, 20) } else { (IPV6, 16, 21) };
+    let name = set.clone();
+    b.add(msg::NEWSET, NLM_F_CREATE | NLM_F_EXCL, format!("create set {set} for {network}"), |a| {
+        a.str(1, TABLE).str(2, &name).u32(3, 0).u32(4, key_type).u32(5, key_len).u32(10, id);
+    });
+    let mut x = expr::family(f);
+    x.push(expr::load_addr(f, true));
+    x.push(expr::lookup(&set));
+    x.push(expr::verdict(expr::NFT_JUMP, Some(chain)));
+    b.add(msg::NEWRULE, NLM_F_CREATE | NLM_F_APPEND, format!("add to chain {MASQ}: masquerade @{set}"), |a| {
+        a.str(1, TABLE).str(2, MASQ).nest(4, |l| expr::write_list(l, &x)).bytes(7, &comment(&set));
+    });
+}
+
+/// Pod address `key` into set `set`, with the attachment as its comment.
+pub fn set_element(b: &mut Batch, set: &str, key: Vec<u8>, comment_text: &str, what: &str) {
+    let comment_text = comment_text.to_string();
+    b.add(msg::NEWSETELEM, NLM_F_CREATE, format!("add {what} to set {set}"), |a| {
+        a.str(1, TABLE).str(2, set).nest(3, |list| {
+            list.nest(1, |el| {
+                expr::value_nest(el, 1, &key);
+                el.bytes(6, &comment(&comment_text));
+            });
+        });
+    });
+}
+
+/// Removes a masquerade set, its rule in `masq` (by handle) and its chain, refused (EBUSY) when the set
+/// is not empty: the kernel decides, so an ADD committing meanwhile keeps them.
+pub fn delete_masq(b: &mut Batch, chain: &str, rule_handle: Option<&[u8]>, set_there: bool) {
+    let set = masq_set(chain);
+    if let Some(h) = rule_handle {
+        let h = h.to_vec();
+        b.add(msg::DELRULE, 0, format!("remove the rule for {set} from chain {MASQ}"), |a| {
+            a.str(1, TABLE).str(2, MASQ).bytes(3, &h);
+        });
+    }
+    if set_there {
+        b.add(msg::DELSET, NLM_F_NONREC, format!("delete set {set}"), |a| {
+            a.str(1, TABLE).str(2, &set);
+        });
+    }
+    delete_chain(b, chain);
+}
+
 /// `key : jump chain` into `map`, with the attachment as its comment.
 pub fn element(b: &mut Batch, map: &Map, key: Vec<u8>, chain: &str, comment_text: &str, what: &str) {
     let (chain, comment_text) = (chain.to_string(), comment_text.to_string());
@@ -146,9 +220,11 @@ pub fn element(b: &mut Batch, map: &Map, key: Vec<u8>, chain: &str, comment_text
     });
 }
 
-pub fn delete_element(b: &mut Batch, map: &Map, key: Vec<u8>, what: &str) {
-    b.add(msg::DELSETELEM, 0, format!("remove {what} from map {}", map.name), |a| {
-        a.str(1, TABLE).str(2, map.name).nest(3, |list| {
+/// Removes element `key` from set or map `set`.
+pub fn delete_element(b: &mut Batch, set: &str, key: Vec<u8>, what: &str) {
+    let kind = if is_masq_set(set) { "set" } else { "map" };
+    b.add(msg::DELSETELEM, 0, format!("remove {what} from {kind} {set}"), |a| {
+        a.str(1, TABLE).str(2, set).nest(3, |list| {
             list.nest(1, |el| expr::value_nest(el, 1, &key));
         });
     });
@@ -162,6 +238,8 @@ pub fn delete_chain(b: &mut Batch, name: &str) {
 }
 
 /// The base chains and how many rules `setup` puts in each.
+/// postrouting's third rule, the jump to `masq`, is counted by masq::check, for pods in a set only: a node
+/// upgraded from an earlier build has the first two until its next ADD, and its pods need no more.
 pub const BASE_RULES: [(&str, usize); 2] = [("postrouting", 2), ("forward", 7)];
 
 /// The table, its maps and its two base chains with their rules: idempotent (created if missing, the base
@@ -185,14 +263,19 @@ pub fn setup(b: &mut Batch) {
             }
         });
     }
+    // Created if missing, never emptied: its rules belong to the masquerade sets.
+    b.add(msg::NEWCHAIN, NLM_F_CREATE, format!("create chain {MASQ}"), |a| {
+        a.str(1, TABLE).str(3, MASQ);
+    });
     base_chain(b, "postrouting", "nat", 4, 100);
     base_chain(b, "forward", "filter", 2, 0);
     for f in [Family::V4, Family::V6] {
         let mut x = expr::family(f);
         x.push(expr::load_addr(f, true));
         x.push(expr::vmap(masq_map(f).name));
-        rule(b, "postrouting", &x, "masquerade by pod address");
+        rule(b, "postrouting", &x, "masquerade by pod address (pods of earlier builds)");
     }
+    rule(b, "postrouting", &[expr::verdict(expr::NFT_JUMP, Some(MASQ))], "masquerade by pod address");
     let mut est = expr::ct_established();
     est.push(expr::verdict(expr::NF_ACCEPT, None));
     // Hook rules judge new connections; replies to a pod's own traffic pass.
@@ -233,6 +316,7 @@ mod tests {
         assert_ne!(hook_chain("net/ctr/eth0", "g", true), hook_chain("net/ctr/eth0", "h", true));
         assert_ne!(hook_chain("net/ctr/eth0", "g", true), hook_chain("net/ctr/eth0", "g", false));
         assert_eq!(read_comment(&comment("wasmcni net/ctr/eth0")).as_deref(), Some("wasmcni net/ctr/eth0"));
-        assert!(masq_chain(Family::V4, &["10.0.0.0/24".parse().unwrap()]).starts_with("m4-"));
+        let m4 = masq_chain(Family::V4, &["10.0.0.0/24".parse().unwrap()]);
+        assert!(m4.starts_with("m4-") && is_masq_set(&masq_set(&m4)) && masq_chain_of_set(&masq_set(&m4)) == m4, "{m4}");
     }
 }

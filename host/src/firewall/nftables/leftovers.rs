@@ -47,6 +47,33 @@ pub fn find(conn: &Conn, network: &str) -> Result<Vec<AttachmentRules>, Error> {
             }
         }
     }
+    // Masquerade sets: each element is a pod address, its set names the chain it is masqueraded by.
+    if let Ok(sets) = conn.request(msg::GETSET, NLM_F_DUMP, |_| {}).map_err(backend_err)? {
+        for s in &sets {
+            let Some(set) = wire::attr_str(&s.attrs, 2).filter(|n| wire::attr_str(&s.attrs, 1).as_deref() == Some(TABLE) && layout::is_masq_set(n)) else { continue };
+            let Ok(replies) = conn
+                .request(msg::GETSETELEM, NLM_F_DUMP, |a| {
+                    a.str(1, TABLE).str(2, &set);
+                })
+                .map_err(backend_err)?
+            else {
+                continue;
+            };
+            for r in &replies {
+                let Some(list) = wire::attr(&r.attrs, 3) else { continue };
+                for (_, el) in wire::attrs(list) {
+                    let Some(text) = wire::attr(el, 6).and_then(layout::read_comment).filter(|t| t.starts_with(&prefix)) else { continue };
+                    let Some(key) = wire::attr(el, 1).and_then(|k| wire::attr(k, 1)).map(<[u8]>::to_vec) else { continue };
+                    let Some(rules) = entry(&mut found, network, &text) else { continue };
+                    record_key(rules, if set.starts_with("s4-") { &layout::MASQ4 } else { &layout::MASQ6 }, &key);
+                    let chain = layout::masq_chain_of_set(&set);
+                    if !rules.extra_chains.contains(&chain) {
+                        rules.extra_chains.push(chain);
+                    }
+                }
+            }
+        }
+    }
     // Per-attachment chains no element points to any more (an ADD killed between them) go too.
     if let Ok(chains) = conn.request(msg::GETCHAIN, NLM_F_DUMP, |_| {}).map_err(backend_err)? {
         for c in &chains {

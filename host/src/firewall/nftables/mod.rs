@@ -6,20 +6,21 @@
 mod expr;
 mod layout;
 mod leftovers;
+mod masq;
 mod plan;
 #[cfg(test)]
 mod tests;
 mod wire;
 
-use std::net::IpAddr;
 use std::sync::Mutex;
 
-use super::{AttachmentRules, Backend, Done, Error, Family, Firewall};
-use layout::{Map, TABLE};
-use plan::{dispatch_keys, families, hook_chains, key, masq_chains, masq_keep, per_family, Op};
+use super::{AttachmentRules, Backend, Done, Error, Firewall};
+use layout::TABLE;
+use plan::{dispatch_keys, families, hook_chains, key, per_family, Op};
 use wire::{msg, Batch, Conn, Refused, NLM_F_DUMP};
 
 pub(crate) const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
 const EBUSY: i32 = 16;
 
 /// Sockets are kept for the whole command and closed when it ends, not after each use: closing a netfilter
@@ -92,73 +93,34 @@ impl Nftables {
         Ok(InUse { netns, conn: Some(conn), idle: &self.idle })
     }
 
-    /// Commits `batch`; when our table (or a map or base chain of it) is missing, creates it and tries again.
+    /// Commits `batch`; when our table (or a map or base chain of it) is missing, creates it, and when a
+    /// concurrent ADD just made the same masquerade set (EEXIST), builds the batch again and retries.
     fn commit_with_setup(&self, conn: &Conn, build: impl Fn() -> Result<Batch, Error>) -> Result<(), Error> {
-        let first = commit(conn, build()?)?;
-        if first.is_empty() {
-            return Ok(());
+        let mut refused_now = commit(conn, build()?)?;
+        for _ in 0..3 {
+            if refused_now.is_empty() {
+                return Ok(());
+            }
+            if !refused_now.iter().all(|r| r.errno == ENOENT || r.errno == EEXIST) {
+                break;
+            }
+            if refused_now.iter().any(|r| r.errno == ENOENT) {
+                let mut setup = Batch::new();
+                layout::setup(&mut setup);
+                let set_up = conn.commit(setup).map_err(backend_err)?;
+                if !set_up.is_empty() {
+                    return Err(refused(&set_up));
+                }
+                log::info!("nftables: table inet {TABLE} set up");
+            }
+            // Built again: what it found missing (a masquerade chain a DEL just removed) is looked at anew.
+            refused_now = commit(conn, build()?)?;
         }
-        if !first.iter().all(|r| r.errno == ENOENT) {
-            return Err(refused(&first));
-        }
-        let mut setup = Batch::new();
-        layout::setup(&mut setup);
-        let set_up = conn.commit(setup).map_err(backend_err)?;
-        if !set_up.is_empty() {
-            return Err(refused(&set_up));
-        }
-        log::info!("nftables: table inet {TABLE} set up");
-        // Built again: what it found missing (a masquerade chain a DEL just removed) is looked at anew.
-        let again = commit(conn, build()?)?;
-        if again.is_empty() {
+        if refused_now.is_empty() {
             Ok(())
         } else {
-            Err(refused(&again))
+            Err(refused(&refused_now))
         }
-    }
-
-    /// The masquerade chains of `rules` that are there with all their rules (one small dump each).
-    fn whole_masq_chains(conn: &Conn, rules: &AttachmentRules) -> Result<Vec<String>, Error> {
-        let mut whole = Vec::new();
-        for (chain, n) in plan::masq_chain_sizes(rules) {
-            if Self::rule_count(conn, &chain)? == Some(n) {
-                whole.push(chain);
-            }
-        }
-        Ok(whole)
-    }
-
-    /// Deletes `chain` unless something still jumps to it; the errno when it was not deleted. Asks first: a
-    /// transaction the kernel refuses costs ~10 ms (its abort waits for an RCU grace period), more than the
-    /// rest of a DEL. Whoever removes the last element asks after that commit, so the chain never outlives
-    /// its last user; a concurrent ADD between the question and the deletion only costs that abort.
-    fn delete_unused_chain(conn: &Conn, chain: &str) -> Result<Option<i32>, Error> {
-        let got = conn
-            .request(msg::GETCHAIN, 0, |a| {
-                a.str(1, TABLE).str(3, chain);
-            })
-            .map_err(backend_err)?;
-        // The kernel counts a chain's own rules among its uses: only uses beyond them are jumps to it.
-        let uses = match got {
-            Err(e) => return Ok(Some(e)),
-            Ok(replies) => replies.first().and_then(|r| wire::attr_u32(&r.attrs, 6)).unwrap_or(0) as usize,
-        };
-        if uses > Self::rule_count(conn, chain)?.unwrap_or(0) {
-            return Ok(Some(EBUSY));
-        }
-        let mut b = Batch::new();
-        layout::delete_chain(&mut b, chain);
-        Ok(match commit(conn, b)?.first() {
-            None => {
-                log::debug!("nftables: {chain} removed with the last pod using it");
-                None
-            }
-            Some(r) if r.errno == ENOENT || r.errno == EBUSY => Some(r.errno),
-            Some(r) => {
-                log::warn!("nftables: {r}");
-                Some(r.errno)
-            }
-        })
     }
 
     /// The chains of our table whose comment is `text`.
@@ -173,10 +135,10 @@ impl Nftables {
     }
 
     /// One element, asked for by key; None when it is not there.
-    fn element_exists(conn: &Conn, map: &Map, k: &[u8]) -> Result<bool, Error> {
+    fn element_exists(conn: &Conn, set: &str, k: &[u8]) -> Result<bool, Error> {
         let got = conn
             .request(msg::GETSETELEM, 0, |a| {
-                a.str(1, TABLE).str(2, map.name).nest(3, |list| {
+                a.str(1, TABLE).str(2, set).nest(3, |list| {
                     list.nest(1, |el| expr::value_nest(el, 1, k));
                 });
             })
@@ -184,7 +146,8 @@ impl Nftables {
         Ok(got.is_ok())
     }
 
-    /// How many rules `chain` holds; None when there is no such chain.
+    /// How many rules `chain` holds; None when the kernel refuses the dump. A missing chain reads as 0:
+    /// the kernel's dump of one chain's rules does not say whether the chain is there.
     fn rule_count(conn: &Conn, chain: &str) -> Result<Option<usize>, Error> {
         let got = conn
             .request(msg::GETRULE, NLM_F_DUMP, |a| {
@@ -217,13 +180,17 @@ impl Firewall for Nftables {
     fn apply(&self, rules: &AttachmentRules) -> Result<Box<dyn super::Applying>, Error> {
         let conn = self.conn()?;
         // Applied now: a few messages in one transaction take less than starting a process would.
-        self.commit_with_setup(&conn, || Ok(plan::apply_batch(rules, &Self::whole_masq_chains(&conn, rules)?)))?;
+        self.commit_with_setup(&conn, || {
+            let there = masq::present(&conn, rules)?;
+            Ok(plan::apply_batch(rules, &there.whole, &there.sets))
+        })?;
         Ok(Box::new(Done(Ok(()))))
     }
 
     fn teardown(&self, rules: &AttachmentRules) -> Result<(), Error> {
         let conn = self.conn()?;
-        let all = plan::teardown_ops(rules);
+        let (mut all, masq_chains) = masq::element_ops(&conn, rules)?;
+        all.extend(plan::teardown_ops(rules));
         let mut ops: Vec<&Op> = all.iter().collect();
         // One missing object fails the whole transaction: leave out what is already gone and go again (DESTROY
         // would do that in one go, but only from Linux 6.3 on).
@@ -247,17 +214,17 @@ impl Firewall for Nftables {
         if !settled {
             return Err(Error::Backend("nftables teardown did not settle after 4 tries".into()));
         }
-        // The network's masquerade chain goes with its last pod: the kernel refuses (EBUSY) while another
-        // pod's element still jumps to it, and a concurrent ADD recreates it in its own transaction.
+        // The network's masquerade chain goes with its last pod; a concurrent ADD recreates it in its own
+        // transaction.
         let mut unknown = false;
-        for chain in masq_chains(rules) {
-            unknown |= Self::delete_unused_chain(&conn, &chain)? == Some(ENOENT);
+        for chain in masq_chains {
+            unknown |= masq::remove_unused(&conn, &chain)? == Some(ENOENT);
         }
         // A DEL without its record does not know the pod's subnet, so neither the chain's name: look for the
         // network's masquerade chains by their comment.
         if unknown {
             for chain in Self::chains_commented(&conn, &format!("wasmcni masquerade of {}", rules.network))? {
-                Self::delete_unused_chain(&conn, &chain)?;
+                masq::remove_unused(&conn, &chain)?;
             }
         }
         Ok(())
@@ -274,25 +241,7 @@ impl Firewall for Nftables {
                 Some(_) => {}
             }
         }
-        if let Some(m) = &rules.masquerade {
-            for f in [Family::V4, Family::V6] {
-                let sources: Vec<IpAddr> = m.sources.iter().map(|(ip, _)| *ip).filter(|ip| Family::of(*ip) == f).collect();
-                if sources.is_empty() {
-                    continue;
-                }
-                let chain = layout::masq_chain(f, &masq_keep(m, f));
-                match Self::rule_count(&conn, &chain)? {
-                    None => missing.push(format!("masquerade chain {chain} is missing")),
-                    Some(0) => missing.push(format!("masquerade chain {chain} has no rules (flushed?)")),
-                    Some(_) => {}
-                }
-                for ip in sources {
-                    if !Self::element_exists(&conn, layout::masq_map(f), &expr::addr_bytes(ip))? {
-                        missing.push(format!("the masquerade of {ip} (element of map {}) is missing", layout::masq_map(f).name));
-                    }
-                }
-            }
-        }
+        masq::check(&conn, rules, &mut missing)?;
         let fams = families(rules);
         for out in [true, false] {
             let hooks = hook_chains(rules, out);
@@ -311,7 +260,7 @@ impl Firewall for Nftables {
                     missing.push(format!("hook dispatch chain {dispatch} is missing or empty"));
                 }
                 for (map, k, shown) in dispatch_keys(rules, out) {
-                    if !Self::element_exists(&conn, map, &k)? {
+                    if !Self::element_exists(&conn, map.name, &k)? {
                         missing.push(format!("the {} dispatch of {shown} (element of map {}) is missing", layout::dir(out), map.name));
                     }
                 }

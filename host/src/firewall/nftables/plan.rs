@@ -131,8 +131,9 @@ pub fn masq_chain_sizes(rules: &AttachmentRules) -> Vec<(String, usize)> {
 
 /// The one transaction of an ADD. A masquerade chain in `whole` (there, with all its rules) only gets the
 /// pod's elements: rewriting a chain other pods jump to makes every concurrent commit slow (measured: 40
-/// concurrent ADDs took 650 ms instead of 150 ms), and its content follows from its name anyway.
-pub fn apply_batch(rules: &AttachmentRules, whole: &[String]) -> Batch {
+/// concurrent ADDs took 650 ms instead of 150 ms), and its content follows from its name anyway. A set in
+/// `sets` is there with its rule in `masq`, so the pod's address is all that is new.
+pub fn apply_batch(rules: &AttachmentRules, whole: &[String], sets: &[String]) -> Batch {
     let mut b = Batch::new();
     let tag = tag(rules);
     if let Some(m) = &rules.masquerade {
@@ -154,8 +155,12 @@ pub fn apply_batch(rules: &AttachmentRules, whole: &[String]) -> Batch {
                 x.push(expr::masquerade());
                 layout::rule(&mut b, &chain, &x, "masquerade");
             }
+            let set = layout::masq_set(&chain);
+            if !sets.contains(&set) {
+                layout::masq_set_with_rule(&mut b, f, &chain, &rules.network);
+            }
             for ip in sources {
-                layout::element(&mut b, layout::masq_map(f), expr::addr_bytes(ip), &chain, &tag, &ip.to_string());
+                layout::set_element(&mut b, &set, expr::addr_bytes(ip), &tag, &ip.to_string());
             }
         }
     }
@@ -184,14 +189,10 @@ pub fn apply_batch(rules: &AttachmentRules, whole: &[String]) -> Batch {
     b
 }
 
-/// Everything of `rules` to remove, elements before the chains they point to.
+/// Everything of `rules` to remove but its masquerade elements (where they are is asked of the kernel),
+/// elements before the chains they point to.
 pub fn teardown_ops(rules: &AttachmentRules) -> Vec<Op> {
     let mut ops = Vec::new();
-    if let Some(m) = &rules.masquerade {
-        for (ip, _) in &m.sources {
-            ops.push(Op::Element(layout::masq_map(Family::of(*ip)), expr::addr_bytes(*ip), ip.to_string()));
-        }
-    }
     let mut chains = Vec::new();
     for out in [true, false] {
         let dispatch = layout::dispatch_chain(&key(rules), out);
@@ -203,7 +204,7 @@ pub fn teardown_ops(rules: &AttachmentRules) -> Vec<Op> {
             continue;
         }
         for (map, k, shown) in dispatch_keys(rules, out) {
-            ops.push(Op::Element(map, k, shown));
+            ops.push(Op::Element(map.name.to_string(), k, shown));
         }
         chains.push(dispatch);
         chains.extend(hooks);
@@ -218,7 +219,8 @@ pub fn teardown_ops(rules: &AttachmentRules) -> Vec<Op> {
 
 /// One removal of a teardown, kept as data so a retry can leave out what was already gone.
 pub enum Op {
-    Element(&'static Map, Vec<u8>, String),
+    /// Set or map, key, the key in words.
+    Element(String, Vec<u8>, String),
     Chain(String),
 }
 
@@ -226,7 +228,7 @@ pub fn teardown_batch(ops: &[&Op]) -> Batch {
     let mut b = Batch::new();
     for op in ops {
         match op {
-            Op::Element(map, k, shown) => layout::delete_element(&mut b, map, k.clone(), shown),
+            Op::Element(set, k, shown) => layout::delete_element(&mut b, set, k.clone(), shown),
             Op::Chain(c) => layout::delete_chain(&mut b, c),
         }
     }

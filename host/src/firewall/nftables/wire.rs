@@ -17,6 +17,8 @@ pub mod msg {
     pub const GETRULE: u16 = 0x0a07;
     pub const DELRULE: u16 = 0x0a08;
     pub const NEWSET: u16 = 0x0a09;
+    pub const GETSET: u16 = 0x0a0a;
+    pub const DELSET: u16 = 0x0a0b;
     pub const NEWSETELEM: u16 = 0x0a0c;
     pub const GETSETELEM: u16 = 0x0a0d;
     pub const DELSETELEM: u16 = 0x0a0e;
@@ -28,6 +30,9 @@ pub mod msg {
 pub const NLM_F_REQUEST: u16 = 0x001;
 pub const NLM_F_ACK: u16 = 0x004;
 pub const NLM_F_DUMP: u16 = 0x300;
+/// On a deletion: refuse when the object is not empty (a set with elements).
+pub const NLM_F_NONREC: u16 = 0x100;
+pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
 const NLMSG_ERROR: u16 = 2;
