@@ -4,6 +4,7 @@
 
 pub mod fake;
 mod rtnl;
+mod unlink;
 
 use std::net::IpAddr;
 use std::path::Path;

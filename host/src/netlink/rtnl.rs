@@ -46,7 +46,8 @@ impl RtnlKernel {
             rt.spawn(conn);
             handle
         };
-        Ok(RtnlKernel { node: Rtnl { rt: rt.clone(), handle, ns: None }, rt })
+        let node_netns = thread_netns();
+        Ok(RtnlKernel { node: Rtnl { rt: rt.clone(), handle, ns: None, node_netns }, rt })
     }
 }
 
@@ -80,7 +81,7 @@ impl Kernel for RtnlKernel {
                 _ => crate::error::Error::io(format!("cannot open a netlink socket in netns {}", netns.display()), e),
             })?;
         self.rt.spawn(conn);
-        Ok(Box::new(Rtnl { rt: self.rt.clone(), handle, ns: Some(ns) }))
+        Ok(Box::new(Rtnl { rt: self.rt.clone(), handle, ns: Some(ns), node_netns: None }))
     }
 }
 
@@ -89,6 +90,15 @@ pub struct Rtnl {
     rt: Arc<Runtime>,
     handle: Handle,
     ns: Option<NetNs>,
+    /// The node's socket: the namespace it was opened in (its inode), where a link deletion may be left to
+    /// a child process (unlink.rs) when the calling thread is there too.
+    node_netns: Option<u64>,
+}
+
+/// The calling thread's network namespace (its inode); None when it cannot be read.
+fn thread_netns() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/thread-self/ns/net").ok().map(|m| m.ino())
 }
 
 fn link_info(m: &LinkMessage) -> LinkInfo {
@@ -282,6 +292,14 @@ impl Netlink for Rtnl {
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
+        if self.node_netns.is_some() && self.node_netns == thread_netns() {
+            match super::unlink::delete_detached(name, std::time::Duration::from_secs(5)) {
+                Ok(super::unlink::Unlinked::Gone) => return Ok(()),
+                Ok(super::unlink::Unlinked::Refused(e)) => return Err(Error::kernel(format!("delete link {name}"), e)),
+                Ok(super::unlink::Unlinked::Unknown) => log::debug!("delete link {name}: no answer from the child, deleting it here"),
+                Err(e) => log::debug!("delete link {name}: cannot leave it to a child ({e}), deleting it here"),
+            }
+        }
         // By name, in one request: no lookup first.
         self.block(self.handle.link().del_with_message(LinkUnspec::new_with_name(name).build()).execute())
             .map_err(|e| err(format!("delete link {name}{}", self.where_()), e))

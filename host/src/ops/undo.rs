@@ -72,8 +72,8 @@ impl UndoError {
 
 /// Undoes `steps` last-first, going on past failures; returns every failure.
 ///
-/// Firewall teardown runs on a thread while the links are deleted: both wait on kernel grace periods (the
-/// netfilter commit, the veth unregister), so overlapping them halves DEL. Addresses are released only
+/// Firewall teardown runs on a thread while the links are deleted: both wait on the kernel (the netfilter
+/// commit; the veth's removal, whose freeing afterwards is left to a child process, netlink/unlink.rs). Addresses are released only
 /// after both, and only when both succeeded, so an ADD never gets an address whose old route or rules
 /// still exist.
 pub fn unwind(deps: &Deps, steps: &[Undo]) -> Vec<UndoError> {
