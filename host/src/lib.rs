@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cni;
+pub mod detach;
 pub mod error;
 pub mod firewall;
 #[doc(hidden)]

@@ -4,11 +4,9 @@
 //! peer) from their namespaces, with their addresses and routes, and announces that (RTM_DELLINK to the
 //! link group); then, after the rtnl lock is released, it waits until the device can be freed, which takes
 //! an `rcu_barrier` (10-30 ms here, most of a DEL). The second part changes nothing anyone can see. So a
-//! short-lived child process makes the request and waits it out, and we return at the announcement: the
-//! link is gone from the namespace by then, as DEL promises. The child keeps no file of ours open (the
-//! runtime reads our stdout until it closes), is never waited for, and does nothing after `fork` but plain
-//! system calls on buffers made before it. When it fails before sending, or the announcement never comes,
-//! the caller deletes the link itself.
+//! short-lived child process makes the request and waits it out (crate::detach), and we return at the
+//! announcement: the link is gone from the namespace by then, as DEL promises. When the child fails before
+//! sending, or the announcement never comes, the caller deletes the link itself.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -114,19 +112,10 @@ fn ifname(mut attrs: &[u8]) -> Option<&[u8]> {
 /// In the child: send, read the acknowledgement, write its errno (0: done) to `report`, exit. Async-signal-
 /// safe only: no allocation, no locks, no Rust runtime beyond plain calls.
 fn child(send: RawFd, report: RawFd, msg: &[u8]) -> ! {
+    // Nothing of the parent's stays open here: not stdout (the runtime waits for it to close), not locks.
+    crate::detach::close_all_but(&[send, report]);
     // SAFETY: system calls on fds this process holds and on buffers allocated before the fork.
     unsafe {
-        let mut keep = [send, report];
-        keep.sort_unstable();
-        // Nothing of the parent's stays open here: not stdout (the runtime waits for it to close), not locks.
-        let mut from: libc::c_uint = 0;
-        for k in keep {
-            if k as libc::c_uint > from {
-                libc::syscall(libc::SYS_close_range, from, k as libc::c_uint - 1, 0);
-            }
-            from = k as libc::c_uint + 1;
-        }
-        libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
         let mut code: i32 = 0;
         if libc::send(send, msg.as_ptr().cast(), msg.len(), 0) < 0 {
             code = *libc::__errno_location();
