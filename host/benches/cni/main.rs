@@ -29,9 +29,15 @@ struct Times {
     rss_kb: i64,
 }
 
-/// One ADD then its DEL of a fresh pod, `n` times per plugin, interleaved across plugins.
+/// One ADD then its DEL of a fresh pod, `n` times per plugin, interleaved across plugins. The pods'
+/// namespaces are removed after the last iteration, not after each: the kernel frees a namespace in the
+/// background, and that work (it walks every namespace on the machine, 3,000 of them at the top level)
+/// then ran beside the next plugin's ADD on our two cores, measured: one nf_tables commit took 4.3 ms
+/// instead of 0.2. It is the runtime's cost, the same for every CNI plugin; `--netns-churn` puts it back.
 fn interleaved(plugins: &[&Plugin], n: usize, tag: &str) -> Vec<Times> {
+    let churn = std::env::args().any(|a| a == "--netns-churn");
     let mut t = vec![Times::default(); plugins.len()];
+    let mut used = Vec::new();
     for i in 0..n {
         for (k, p) in plugins.iter().enumerate() {
             let pod = Ns::new(format!("{tag}-{k}-{i}"));
@@ -40,6 +46,9 @@ fn interleaved(plugins: &[&Plugin], n: usize, tag: &str) -> Vec<Times> {
             t[k].add.push(ms(a.took));
             t[k].rss_kb = t[k].rss_kb.max(a.max_rss_kb);
             t[k].del.push(ms(p.run("DEL", &id, &pod.path()).took));
+            if !churn {
+                used.push(pod);
+            }
         }
     }
     t
@@ -82,6 +91,16 @@ impl Filled<'_> {
     }
 }
 
+/// Lets the node settle before a measured phase: writes the fill's files out and gives the kernel time for
+/// the work a burst of pods leaves behind (ext4's journal and writeback of ~3 files per pod, the cleanup of
+/// deleted namespaces). Measured without it, every step that writes a file took +0.5 ms right after
+/// filling 1,000 pods and veth creation 4-7 ms instead of 1, for a few seconds, whatever the pod count: the
+/// growth then said more about the fill than about the node. All plugins measured get the same pause.
+fn settle(secs: f64) {
+    nix::unistd::sync();
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -104,6 +123,7 @@ fn main() {
     let iterations: usize = arg("--iterations", "40").parse().unwrap();
     let concurrency: usize = arg("--concurrency", "100").parse().unwrap();
     let scale_iterations: usize = arg("--scale-iterations", "20").parse().unwrap();
+    let settle_secs: f64 = arg("--settle", "5").parse().unwrap();
     let levels: Vec<usize> = arg("--levels", "0,250,1000").split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     let tag = format!("wb{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
@@ -169,6 +189,7 @@ fn main() {
     }
 
     println!("\n{iterations} interleaved iterations on an empty node, {concurrency} concurrent ADDs, {} cores\n", num_cpus());
+    settle(settle_secs);
     let t = interleaved(&all, iterations, &format!("{tag}-e"));
     let [t_nft, t_nft_h, t_ipt, t_ipt_h, t_ref, t_br] = [0, 1, 2, 3, 4, 5].map(|k| t[k].clone());
     let t_base = t.get(6).cloned();
@@ -223,7 +244,7 @@ fn main() {
 
     let empty = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg0"), "nftables, 3 cached hooks, empty node");
 
-    let (scale, nodes) = scale_run(&[&ipt, &ipt_hooks, &nft, &nft_hooks, &reference], &levels, scale_iterations, &tag);
+    let (scale, nodes) = scale_run(&[&ipt, &ipt_hooks, &nft, &nft_hooks, &reference], &levels, scale_iterations, &tag, settle_secs);
     let full_what = format!("nftables, 3 cached hooks, {} live pods", nodes[1].pods.len());
     let full = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg1"), &full_what);
     drop(nodes);
@@ -262,7 +283,7 @@ fn step_timings(p: &Plugin, dir: &Path, tag: &str, what: &str) -> Value {
 
 /// ADD and DEL medians with `levels` live pods on each node, the levels in increasing order; wasmcni's
 /// plain and hooked plugins of a backend share their node (and its live pods).
-fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag: &str) -> (Value, [Filled<'a>; 3]) {
+fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag: &str, settle_secs: f64) -> (Value, [Filled<'a>; 3]) {
     let [ipt, ipt_h, nft, nft_h, reference] = *plugins;
     let mut nodes = [
         Filled { plugins: vec![ipt, ipt_h], pods: Vec::new() },
@@ -274,10 +295,11 @@ fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag:
         for (k, node) in nodes.iter_mut().enumerate() {
             node.fill_to(level, &format!("{tag}-l{k}"));
         }
+        settle(settle_secs);
         let t = interleaved(plugins, n, &format!("{tag}-s{level}"));
         table.push((level, t.iter().map(|t| (median(&t.add), median(&t.del))).collect()));
     }
-    println!("\nScale: ADD / DEL medians (ms) with N live pods on the node, {n} interleaved iterations per level\n");
+    println!("\nScale: ADD / DEL medians (ms) with N live pods on the node, {n} interleaved iterations per level, each after {settle_secs} s to settle\n");
     println!("| live pods | iptables | iptables + 3 hooks | nftables | nftables + 3 hooks | bridge+host-local | nftables DEL / reference DEL (plain, hooks) |");
     println!("|---|---|---|---|---|---|---|");
     for (level, m) in &table {
