@@ -11,6 +11,7 @@
 //! --scale-iterations N (20).
 
 mod plugin;
+mod trace;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -244,7 +245,12 @@ fn main() {
 
     let empty = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg0"), "nftables, 3 cached hooks, empty node");
 
-    let (scale, nodes) = scale_run(&[&ipt, &ipt_hooks, &nft, &nft_hooks, &reference], &levels, scale_iterations, &tag, settle_secs);
+    let trace_log = dir.path().join("scale-trace.log");
+    let mut traced_conf = nft.conf.clone();
+    traced_conf["logLevel"] = json!("debug");
+    traced_conf["logFile"] = json!(trace_log);
+    let traced = Plugin { label: "wasmcni nftables, traced", binary: binary.clone(), conf: traced_conf, node: &nft_node };
+    let (scale, nodes) = scale_run(&[&ipt, &ipt_hooks, &nft, &nft_hooks, &reference], (&traced, &trace_log), &levels, scale_iterations, &tag, settle_secs);
     let full_what = format!("nftables, 3 cached hooks, {} live pods", nodes[1].pods.len());
     let full = step_timings(&nft_hooks, dir.path(), &format!("{tag}-dbg1"), &full_what);
     drop(nodes);
@@ -281,10 +287,26 @@ fn step_timings(p: &Plugin, dir: &Path, tag: &str, what: &str) -> Value {
     json!(lines)
 }
 
+/// The traced plugin's own medians per level: ADD's steps, then the ADD and DEL totals.
+fn print_traces(levels: &[usize], traces: &[(Vec<(String, f64)>, f64, f64)]) {
+    println!("\nWhere the time goes (nftables, plain: the plugin's debug log, medians in ms of the same iterations; wall time adds the process start and exit)\n");
+    let head: Vec<String> = levels.iter().map(|l| format!("{l} pods")).collect();
+    println!("| ADD step | {} |\n|---|{}", head.join(" | "), "---|".repeat(levels.len()));
+    for (i, (step, _)) in traces.first().map(|t| t.0.clone()).unwrap_or_default().iter().enumerate() {
+        let cells: Vec<String> = traces.iter().map(|t| t.0.get(i).map(|(_, ms)| format!("{ms:.3}")).unwrap_or_default()).collect();
+        println!("| {step} | {} |", cells.join(" | "));
+    }
+    let totals = |f: fn(&(Vec<(String, f64)>, f64, f64)) -> f64| traces.iter().map(|t| format!("{:.2}", f(t))).collect::<Vec<_>>().join(" | ");
+    println!("| ADD in-process total | {} |\n| DEL in-process total | {} |", totals(|t| t.1), totals(|t| t.2));
+}
+
 /// ADD and DEL medians with `levels` live pods on each node, the levels in increasing order; wasmcni's
 /// plain and hooked plugins of a backend share their node (and its live pods).
-fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag: &str, settle_secs: f64) -> (Value, [Filled<'a>; 3]) {
+/// `traced` (nftables, plain, logging at debug level to `trace_log`) runs in the same interleaving: its
+/// log says where the time goes at each level.
+fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], traced: (&Plugin, &Path), levels: &[usize], n: usize, tag: &str, settle_secs: f64) -> (Value, [Filled<'a>; 3]) {
     let [ipt, ipt_h, nft, nft_h, reference] = *plugins;
+    let mut traces = Vec::new();
     let mut nodes = [
         Filled { plugins: vec![ipt, ipt_h], pods: Vec::new() },
         Filled { plugins: vec![nft, nft_h], pods: Vec::new() },
@@ -296,7 +318,12 @@ fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag:
             node.fill_to(level, &format!("{tag}-l{k}"));
         }
         settle(settle_secs);
-        let t = interleaved(plugins, n, &format!("{tag}-s{level}"));
+        let _ = std::fs::remove_file(traced.1);
+        let mut all: Vec<&Plugin> = plugins.to_vec();
+        all.push(traced.0);
+        let mut t = interleaved(&all, n, &format!("{tag}-s{level}"));
+        t.pop();
+        traces.push(trace::summary(&std::fs::read_to_string(traced.1).unwrap_or_default()));
         table.push((level, t.iter().map(|t| (median(&t.add), median(&t.del))).collect()));
     }
     println!("\nScale: ADD / DEL medians (ms) with N live pods on the node, {n} interleaved iterations per level, each after {settle_secs} s to settle\n");
@@ -306,7 +333,8 @@ fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag:
         let cells: Vec<String> = m.iter().map(|(a, d)| format!("{a:.2} / {d:.2}")).collect();
         println!("| {level} | {} | {:.2}, {:.2} |", cells.join(" | "), m[2].1 / m[4].1, m[3].1 / m[4].1);
     }
-    let mut out = json!({"iterations": n, "levels": table.iter().map(|(l, m)| json!({"live": l, "add_del_medians": m})).collect::<Vec<_>>()});
+    let mut out = json!({"iterations": n, "levels": table.iter().map(|(l, m)| json!({"live": l, "add_del_medians": m})).collect::<Vec<_>>(),
+        "in_process": traces.iter().map(|(steps, a, d)| json!({"add": a, "del": d, "add_steps": steps})).collect::<Vec<_>>()});
     if let (Some(first), Some(last)) = (table.first(), table.last()) {
         if first.0 != last.0 {
             let g: Vec<String> = (0..5).map(|k| format!("{:.2}× / {:.2}×", last.1[k].0 / first.1[k].0, last.1[k].1 / first.1[k].1)).collect();
@@ -326,5 +354,6 @@ fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], levels: &[usize], n: usize, tag:
             out["del_ratio_met"] = json!(del_ratio_ok);
         }
     }
+    print_traces(levels, &traces);
     (out, nodes)
 }
