@@ -26,8 +26,8 @@ const EBUSY: i32 = 16;
 /// Sockets are kept for the whole command, not closed after each use: the last close of a netfilter socket
 /// waits for the kernel to finish freeing what its transactions replaced (an RCU grace period, 10-30 ms
 /// here), holding the nf_tables mutex that a veth's unregister needs too, so DEL paid it on top of its veth
-/// deletion. When the command ends, sockets whose transactions removed something are handed to a child
-/// that closes them once we have exited (crate::detach), so nobody waits for it. Idle sockets are reused (GC tears down many
+/// deletion. When the command ends, sockets that committed are handed to a child that closes them once we
+/// have exited (crate::detach), so nobody waits for it. Idle sockets are reused (GC tears down many
 /// attachments), each only in the namespace it was opened in.
 #[derive(Default)]
 pub struct Nftables {
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Nftables {
 impl Drop for Nftables {
     fn drop(&mut self) {
         let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let fds: Vec<i32> = idle.iter().filter(|(_, c)| c.has_removed()).map(|(_, c)| c.fd()).collect();
+        let fds: Vec<i32> = idle.iter().filter(|(_, c)| c.has_committed()).map(|(_, c)| c.fd()).collect();
         if !fds.is_empty() {
             if let Err(e) = crate::detach::hold_until_exit(&fds) {
                 log::debug!("nftables: closing the sockets here ({e})");

@@ -103,8 +103,6 @@ fn push_msg(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id
 pub struct Batch {
     buf: Vec<u8>,
     next: u32,
-    /// It deletes elements, chains or sets (emptying a chain is left out: ADD empties new chains).
-    removes: bool,
     /// What each message does, by sequence number, to word errors.
     what: Vec<(u32, String)>,
 }
@@ -115,7 +113,7 @@ impl Batch {
         let begin = (std::process::id() << 8) & 0x7fff_ff00;
         let mut buf = Vec::with_capacity(4096);
         push_msg(&mut buf, msg::BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
-        Batch { buf, next: begin + 1, what: Vec::new(), removes: false }
+        Batch { buf, next: begin + 1, what: Vec::new() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,7 +134,6 @@ impl Batch {
     pub fn add(&mut self, ty: u16, flags: u16, what: impl Into<String>, f: impl FnOnce(&mut Attrs)) {
         let seq = self.next;
         self.next += 1;
-        self.removes |= matches!(ty, msg::DELSETELEM | msg::DELCHAIN | msg::DELSET);
         push_msg(&mut self.buf, ty, flags | NLM_F_REQUEST | NLM_F_ACK, seq, NFPROTO_INET, 0, f);
         self.what.push((seq, what.into()));
     }
@@ -165,10 +162,9 @@ pub struct Reply {
 /// The netfilter netlink socket of the calling thread's network namespace.
 pub struct Conn {
     sock: Socket,
-    /// Whether a transaction that removed something went through this socket: then its last close waits
-    /// for the kernel to free what was removed, after a grace period (mod.rs hands such sockets to a child
-    /// when the command ends). Additions are freed of their bookkeeping in the commit itself.
-    removed: std::sync::atomic::AtomicBool,
+    /// Whether a transaction went through this socket: then its last close waits for the kernel to free
+    /// what the transaction replaced (mod.rs hands such sockets to a child when the command ends).
+    committed: std::sync::atomic::AtomicBool,
 }
 
 fn io(what: &str, e: std::io::Error) -> String {
@@ -200,11 +196,11 @@ impl Conn {
         // answer need not echo the whole message back.
         let _ = sock.set_rx_buf_sz(1 << 20);
         let _ = sock.set_cap_ack(true);
-        Ok(Conn { sock, removed: Default::default() })
+        Ok(Conn { sock, committed: Default::default() })
     }
 
-    pub fn has_removed(&self) -> bool {
-        self.removed.load(std::sync::atomic::Ordering::Relaxed)
+    pub fn has_committed(&self) -> bool {
+        self.committed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn fd(&self) -> i32 {
@@ -239,9 +235,7 @@ impl Conn {
         let end = batch.next;
         push_msg(&mut batch.buf, msg::BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
         self.sock.send(&batch.buf, 0).map_err(|e| io("send", e))?;
-        if batch.removes {
-            self.removed.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.committed.store(true, std::sync::atomic::Ordering::Relaxed);
         let index: HashMap<u32, usize> = batch.what.iter().enumerate().map(|(i, (seq, _))| (*seq, i)).collect();
         let mut refused = Vec::new();
         // The kernel processes the batch inside sendmsg: every answer (an ack or an error per message, and an
