@@ -3,7 +3,6 @@
 
 pub mod cli;
 pub mod cni;
-pub mod detach;
 pub mod error;
 pub mod firewall;
 #[doc(hidden)]

@@ -4,9 +4,12 @@
 //! peer) from their namespaces, with their addresses and routes, and announces that (RTM_DELLINK to the
 //! link group); then, after the rtnl lock is released, it waits until the device can be freed, which takes
 //! an `rcu_barrier` (10-30 ms here, most of a DEL). The second part changes nothing anyone can see. So a
-//! short-lived child process makes the request and waits it out (crate::detach), and we return at the
-//! announcement: the link is gone from the namespace by then, as DEL promises. When the child fails before
-//! sending, or the announcement never comes, the caller deletes the link itself.
+//! short-lived child process makes the request and waits it out, and we return at the
+//! announcement: the link is gone from the namespace by then, as DEL promises. The child does nothing after
+//! `fork` but plain system calls on what was prepared before it (async-signal-safe: another thread may
+//! hold a lock at that moment), keeps no file of ours open (the runtime reads our stdout until it closes)
+//! and is never waited for. When it fails before sending, or the announcement never comes, the caller
+//! deletes the link itself.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -109,11 +112,30 @@ fn ifname(mut attrs: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// In a child: closes every fd but `keep`. Async-signal-safe.
+pub fn close_all_but(keep: &[RawFd]) {
+    let mut sorted = [-1; 8];
+    let n = keep.len().min(sorted.len());
+    sorted[..n].copy_from_slice(&keep[..n]);
+    sorted[..n].sort_unstable();
+    let mut from: libc::c_uint = 0;
+    for &k in &sorted[..n] {
+        let k = k as libc::c_uint;
+        if k > from {
+            // SAFETY: close_range(2) on fds of this process only.
+            unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0) };
+        }
+        from = k + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
+}
+
 /// In the child: send, read the acknowledgement, write its errno (0: done) to `report`, exit. Async-signal-
 /// safe only: no allocation, no locks, no Rust runtime beyond plain calls.
 fn child(send: RawFd, report: RawFd, msg: &[u8]) -> ! {
     // Nothing of the parent's stays open here: not stdout (the runtime waits for it to close), not locks.
-    crate::detach::close_all_but(&[send, report]);
+    close_all_but(&[send, report]);
     // SAFETY: system calls on fds this process holds and on buffers allocated before the fork.
     unsafe {
         let mut code: i32 = 0;

@@ -23,12 +23,12 @@ pub(crate) const ENOENT: i32 = 2;
 const EEXIST: i32 = 17;
 const EBUSY: i32 = 16;
 
-/// Sockets are kept for the whole command, not closed after each use: the last close of a netfilter socket
-/// waits for the kernel to finish freeing what its transactions replaced (an RCU grace period, 10-30 ms
-/// here), holding the nf_tables mutex that a veth's unregister needs too, so DEL paid it on top of its veth
-/// deletion. When the command ends, sockets that committed are handed to a child that closes them once we
-/// have exited (crate::detach), so nobody waits for it. Idle sockets are reused (GC tears down many
-/// attachments), each only in the namespace it was opened in.
+/// Sockets are kept for the whole command and closed when it ends, not after each use: closing a netfilter
+/// socket waits for the kernel to finish freeing what the namespace's last transactions removed (an RCU
+/// grace period, 10-30 ms here), holding the nf_tables mutex that a veth's unregister needs too, so DEL
+/// paid it on top of its veth deletion. Handing the close to a child instead (measured) only moved that
+/// wait, mutex held, onto whichever commit came next on the node: the next ADD. Idle sockets are reused (GC
+/// tears down many attachments), each only in the namespace it was opened in.
 #[derive(Default)]
 pub struct Nftables {
     idle: Mutex<Vec<(u64, Conn)>>,
@@ -37,18 +37,6 @@ pub struct Nftables {
 impl std::fmt::Debug for Nftables {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Nftables")
-    }
-}
-
-impl Drop for Nftables {
-    fn drop(&mut self) {
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let fds: Vec<i32> = idle.iter().filter(|(_, c)| c.has_committed()).map(|(_, c)| c.fd()).collect();
-        if !fds.is_empty() {
-            if let Err(e) = crate::detach::hold_until_exit(&fds) {
-                log::debug!("nftables: closing the sockets here ({e})");
-            }
-        }
     }
 }
 

@@ -162,9 +162,6 @@ pub struct Reply {
 /// The netfilter netlink socket of the calling thread's network namespace.
 pub struct Conn {
     sock: Socket,
-    /// Whether a transaction went through this socket: then its last close waits for the kernel to free
-    /// what the transaction replaced (mod.rs hands such sockets to a child when the command ends).
-    committed: std::sync::atomic::AtomicBool,
 }
 
 fn io(what: &str, e: std::io::Error) -> String {
@@ -196,13 +193,10 @@ impl Conn {
         // answer need not echo the whole message back.
         let _ = sock.set_rx_buf_sz(1 << 20);
         let _ = sock.set_cap_ack(true);
-        Ok(Conn { sock, committed: Default::default() })
+        Ok(Conn { sock })
     }
 
-    pub fn has_committed(&self) -> bool {
-        self.committed.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
+    #[cfg(test)]
     pub fn fd(&self) -> i32 {
         std::os::fd::AsRawFd::as_raw_fd(&self.sock)
     }
@@ -235,7 +229,6 @@ impl Conn {
         let end = batch.next;
         push_msg(&mut batch.buf, msg::BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
         self.sock.send(&batch.buf, 0).map_err(|e| io("send", e))?;
-        self.committed.store(true, std::sync::atomic::Ordering::Relaxed);
         let index: HashMap<u32, usize> = batch.what.iter().enumerate().map(|(i, (seq, _))| (*seq, i)).collect();
         let mut refused = Vec::new();
         // The kernel processes the batch inside sendmsg: every answer (an ack or an error per message, and an
