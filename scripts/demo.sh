@@ -167,6 +167,6 @@ host_rules | grep -e "$P1" -e "$P2" && left=1
 # Kept on purpose: the node-wide entry into the hook chains and the compiled-hook cache.
 find "$work/state" "$work/ipam" -type f ! -path "$work/state/locks/*" ! -path "$work/state/hook-cache/*" ! -name lock ! -name 'last_reserved_ip.*' ! -name '*.log' | grep . && left=1
 ip -n "$P1" -o link | grep eth0 && left=1
-[ $left = 0 ] && echo "nothing: no veth, no route, no masquerade or hook chain, no IP reservation, no record (kept: the node-wide hook entry, the hook cache)"
+[ $left = 0 ] && echo "nothing: no veth, no route, no masquerade rule or hook chain of a pod, no IP reservation, no record (kept: the node-wide hook entry; the network's masquerade set and chain, for its next pod, until a GC finds them unused; the hook cache)"
 say "the plugin's log ($work/wasmcni.log)"; tail -n 6 "$work/wasmcni.log"
 exit $left

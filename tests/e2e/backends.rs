@@ -116,9 +116,15 @@ fn gc_finds_leftovers_in_both_backends() {
     assert!(iptables_rules_of(&node, "in-ipt").is_empty(), "{:?}", iptables_rules_of(&node, "in-ipt"));
     assert!(nft_rules_of(&node, "in-nft").is_empty(), "{:?}", nft_rules_of(&node, "in-nft"));
     assert!(!nft_rules_of(&node, "keep").is_empty(), "GC must keep the live pod's rules");
+    assert!(!node.masquerade_pieces().is_empty(), "nor the network's masquerade, which the live pod uses");
     assert!(keep.ping("10.59.0.1"));
     node.cni("DEL", &keep_conf, "keep", Some(&keep.path()), "eth0").succeeded();
     node.assert_clean();
+    // DEL leaves the network's masquerade set, rule and chain for its next pod; GC removes them once unused.
+    assert!(!node.masquerade_pieces().is_empty(), "{}", node.nft_table());
+    gc["cni.dev/valid-attachments"] = json!([]);
+    node.cni("GC", &gc, "", None, "").succeeded();
+    assert_eq!(node.masquerade_pieces(), Vec::<String>::new(), "{}", node.nft_table());
 }
 
 /// Turns attachment `id`'s masquerade into the layout earlier builds made: a `masq4` element that jumps to
@@ -173,4 +179,8 @@ fn pods_masqueraded_by_an_earlier_nftables_layout_keep_working_beside_new_ones_a
     node.cni("CHECK", &check, "old", Some(&old.path()), "eth0").succeeded();
     node.cni("DEL", &conf, "old", Some(&old.path()), "eth0").succeeded();
     node.assert_clean();
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    node.cni("GC", &gc, "", None, "").succeeded();
+    assert_eq!(node.masquerade_pieces(), Vec::<String>::new(), "GC removes the shared chain once unused: {}", node.nft_table());
 }

@@ -90,8 +90,9 @@ impl Node {
     }
 
     /// Every rule, chain and element of any attachment, in both backends (a leak into either shows). The
-    /// node's shared pieces stay: iptables' WASMCNI-FORWARD and its jump, nftables' table, maps, base
-    /// chains and `masq` (without rules once no pod is masqueraded).
+    /// node's and the networks' shared pieces stay: iptables' WASMCNI-FORWARD and its jump, nftables'
+    /// table, maps, base chains, `masq`, and each network's masquerade set, rule and chain (GC removes
+    /// those once empty: `masquerade_pieces`).
     pub fn attachment_rules(&self) -> Vec<String> {
         let mut out: Vec<String> = (self.ns.iptables_save() + &self.ns.ip6tables_save())
             .lines()
@@ -100,9 +101,22 @@ impl Node {
             .collect();
         let nft = self.nft_table();
         out.extend(nft.lines().map(str::trim).filter(|l| l.contains("comment \"wasmcni ") && !l.starts_with("comment ")).map(|l| format!("nft element {l}")));
-        out.extend(nft_chains(&nft).iter().filter(|c| !["postrouting", "forward", "masq"].contains(&c.name)).map(|c| format!("nft chain {}", c.name)));
-        out.extend(nft_chains(&nft).iter().filter(|c| c.name == "masq").flat_map(|c| c.lines.iter().map(|l| format!("nft rule in masq: {l}"))));
-        out.extend(nft.lines().map(str::trim).filter(|l| l.starts_with("set s4-") || l.starts_with("set s6-")).map(|l| format!("nft {l}")));
+        let shared = |c: &str| ["postrouting", "forward", "masq"].contains(&c) || c.starts_with("m4-") || c.starts_with("m6-");
+        out.extend(nft_chains(&nft).iter().filter(|c| !shared(c.name)).map(|c| format!("nft chain {}", c.name)));
+        out
+    }
+
+    /// nftables' per-network masquerade pieces: the sets, their rules in `masq`, the masquerade chains.
+    pub fn masquerade_pieces(&self) -> Vec<String> {
+        let nft = self.nft_table();
+        let mut out: Vec<String> = nft.lines().map(str::trim).filter(|l| l.starts_with("set s4-") || l.starts_with("set s6-")).map(String::from).collect();
+        for c in nft_chains(&nft) {
+            if c.name == "masq" {
+                out.extend(c.lines.iter().map(|l| format!("masq: {l}")));
+            } else if c.name.starts_with("m4-") || c.name.starts_with("m6-") {
+                out.push(format!("chain {}", c.name));
+            }
+        }
         out
     }
 

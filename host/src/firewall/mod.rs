@@ -101,6 +101,11 @@ pub trait Firewall: Send + Sync {
     /// Attachments of `network` that have rules of ours, found by our naming alone (for GC). `ifname` is
     /// empty when the naming does not hold it.
     fn leftovers(&self, network: &str) -> Result<Vec<AttachmentRules>, Error>;
+    /// Removes what `network` itself has here and no pod uses any more (GC, after the leftovers): the
+    /// nftables backend's masquerade set, rule and chain, which DEL leaves for the network's next pod.
+    fn sweep(&self, _network: &str) -> Result<(), Error> {
+        Ok(())
+    }
     /// Whether the backend works here (STATUS).
     fn status(&self) -> Result<(), Error>;
 }

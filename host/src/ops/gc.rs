@@ -87,6 +87,7 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
             kept.insert(id, ifname);
         }
     }
+    sweep_network(deps, &req.conf.name, &mut errors);
     if !listed {
         // Leftovers may exist that we could not see: freeing addresses now could hand out one still in use.
         errors.push("addresses are not swept in this run: the node's rules or links could not be listed".into());
@@ -197,6 +198,18 @@ fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>)
         }
     }
     (found, listed)
+}
+
+/// After the leftovers: what the network itself has in each backend and no pod uses any more.
+fn sweep_network(deps: &Deps, network: &str, errors: &mut Vec<String>) {
+    for backend in BACKENDS {
+        let firewall = deps.firewalls.get(*backend);
+        if firewall.status().is_ok() {
+            if let Err(e) = firewall.sweep(network) {
+                errors.push(format!("cannot sweep the {backend} rules of {network}: {e}"));
+            }
+        }
+    }
 }
 
 /// Spec 1.1 names the key `cni.dev/valid-attachments`; early drafts and some runtimes used

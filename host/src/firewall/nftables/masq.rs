@@ -51,7 +51,7 @@ fn commented(conn: &Conn, network: &str) -> Result<Vec<String>, Error> {
 }
 
 /// DEL: the removal of each masquerade element of `rules` (asked for one by one, ~20 µs each), and the
-/// masquerade chains to remove afterwards if no pod uses them any more.
+/// masquerade chains they were in.
 pub fn element_ops(conn: &Conn, rules: &AttachmentRules) -> Result<(Vec<Op>, Vec<String>), Error> {
     let Some(m) = &rules.masquerade else { return Ok((Vec::new(), Vec::new())) };
     let mut chains = masq_chains(rules);
@@ -89,12 +89,11 @@ pub fn element_ops(conn: &Conn, rules: &AttachmentRules) -> Result<(Vec<Op>, Vec
     Ok((ops, chains))
 }
 
-/// DEL, after its commit: removes masquerade chain `chain` with its set and rule unless a pod still uses
-/// it; the errno when it was left (ENOENT: no such chain). Asks first, because a transaction the kernel
-/// refuses costs ~10 ms (its abort waits for an RCU grace period): the set's elements (one dump of this
-/// network's pods, ~0.1 ms at 1,000) and the jumps to the chain beyond its rule in `masq` (pods of earlier
-/// builds). A concurrent ADD between the question and the removal only costs that abort: the kernel
-/// refuses to delete a set that is not empty.
+/// GC's sweep: removes masquerade chain `chain` with its set and rule unless a pod still uses it; the
+/// errno when it was left (ENOENT: no such chain). Asks first, because a transaction the kernel refuses
+/// costs ~10 ms (its abort waits for an RCU grace period): the set's elements and the jumps to the chain
+/// beyond its rule in `masq` (pods of earlier builds). A concurrent ADD between the question and the
+/// removal only costs that abort: the kernel refuses to delete a set that is not empty.
 pub fn remove_unused(conn: &Conn, chain: &str) -> Result<Option<i32>, Error> {
     let set = layout::masq_set(chain);
     let set_there = match conn

@@ -215,19 +215,10 @@ impl Firewall for Nftables {
         if !settled {
             return Err(Error::Backend("nftables teardown did not settle after 4 tries".into()));
         }
-        // The network's masquerade chain goes with its last pod; a concurrent ADD recreates it in its own
-        // transaction.
-        let mut unknown = false;
-        for chain in masq_chains {
-            unknown |= masq::remove_unused(&conn, &chain)? == Some(ENOENT);
-        }
-        // A DEL without its record does not know the pod's subnet, so neither the chain's name: look for the
-        // network's masquerade chains by their comment.
-        if unknown {
-            for chain in Self::chains_commented(&conn, &format!("wasmcni masquerade of {}", rules.network))? {
-                masq::remove_unused(&conn, &chain)?;
-            }
-        }
+        // The network's masquerade set, rule and chain stay for its next pod, as the reference's bridge does
+        // (GC removes them once no pod uses them: `sweep`). Removing them with the last pod made that DEL
+        // a second removal, and the close of our socket waits for the kernel to free each one.
+        let _ = masq_chains;
         Ok(())
     }
 
@@ -272,6 +263,14 @@ impl Firewall for Nftables {
 
     fn leftovers(&self, network: &str) -> Result<Vec<AttachmentRules>, Error> {
         leftovers::find(&*self.conn()?, network)
+    }
+
+    fn sweep(&self, network: &str) -> Result<(), Error> {
+        let conn = self.conn()?;
+        for chain in Self::chains_commented(&conn, &format!("wasmcni masquerade of {network}"))? {
+            masq::remove_unused(&conn, &chain)?;
+        }
+        Ok(())
     }
 
     fn status(&self) -> Result<(), Error> {
