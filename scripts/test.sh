@@ -27,7 +27,8 @@ cargo test --locked --features wasmcni/e2e 2>&1
 echo "==> the kernel end-to-end suite again, nftables backend"
 WASMCNI_TEST_BACKEND=nftables cargo test --locked --features wasmcni/e2e --test e2e 2>&1
 echo "==> the library's kernel tests (nf_tables answers the backend relies on), in a network namespace of their own"
-unshare --net cargo test --locked --features wasmcni/e2e -p wasmcni --lib -- --ignored 2>&1
+# (The same cargo invocation as above, so nothing is built again: `-p wasmcni` alone resolves features anew.)
+unshare --net cargo test --locked --features wasmcni/e2e --lib -- --ignored 2>&1
 
 echo "==> soak: 200 random ADD/DEL/GC on both backends, with kills at crash points and from outside, then an audit of leftovers"
 bash scripts/soak.sh 200
