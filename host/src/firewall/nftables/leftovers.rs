@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::layout::{self, Map, TABLE};
-use super::wire::{self, msg, Conn, NLM_F_DUMP};
+use super::wire::{self, msg, Conn, Reply, NLM_F_DUMP};
 use super::{backend_err, ENOENT};
 use crate::firewall::{AttachmentRules, Error, Masquerade};
 
@@ -31,19 +31,11 @@ pub fn find(conn: &Conn, network: &str) -> Result<Vec<AttachmentRules>, Error> {
             Err(ENOENT) => return Ok(Vec::new()),
             Err(e) => return Err(Error::Backend(format!("cannot list map {}: {}", m.name, std::io::Error::from_raw_os_error(e)))),
         };
-        for r in &replies {
-            let Some(list) = wire::attr(&r.attrs, 3) else { continue };
-            for (_, el) in wire::attrs(list) {
-                let Some(text) = wire::attr(el, 6).and_then(layout::read_comment).filter(|t| t.starts_with(&prefix)) else { continue };
-                let Some(key) = wire::attr(el, 1).and_then(|k| wire::attr(k, 1)).map(<[u8]>::to_vec) else { continue };
-                let Some(rules) = entry(&mut found, network, &text) else { continue };
-                record_key(rules, m, &key);
-                let target = wire::attr(el, 2).and_then(|d| wire::attr(d, 2)).and_then(|v| wire::attr_str(v, 2));
-                if let Some(chain) = target.filter(|c| c.starts_with("m4-") || c.starts_with("m6-")) {
-                    if !rules.extra_chains.contains(&chain) {
-                        rules.extra_chains.push(chain);
-                    }
-                }
+        for (text, key, target) in tagged_elements(&replies, &prefix) {
+            let Some(rules) = entry(&mut found, network, &text) else { continue };
+            record_key(rules, m, &key);
+            if let Some(chain) = target.filter(|c| c.starts_with("m4-") || c.starts_with("m6-")) {
+                add_chain(rules, chain);
             }
         }
     }
@@ -59,18 +51,10 @@ pub fn find(conn: &Conn, network: &str) -> Result<Vec<AttachmentRules>, Error> {
             else {
                 continue;
             };
-            for r in &replies {
-                let Some(list) = wire::attr(&r.attrs, 3) else { continue };
-                for (_, el) in wire::attrs(list) {
-                    let Some(text) = wire::attr(el, 6).and_then(layout::read_comment).filter(|t| t.starts_with(&prefix)) else { continue };
-                    let Some(key) = wire::attr(el, 1).and_then(|k| wire::attr(k, 1)).map(<[u8]>::to_vec) else { continue };
-                    let Some(rules) = entry(&mut found, network, &text) else { continue };
-                    record_key(rules, if set.starts_with("s4-") { &layout::MASQ4 } else { &layout::MASQ6 }, &key);
-                    let chain = layout::masq_chain_of_set(&set);
-                    if !rules.extra_chains.contains(&chain) {
-                        rules.extra_chains.push(chain);
-                    }
-                }
+            for (text, key, _) in tagged_elements(&replies, &prefix) {
+                let Some(rules) = entry(&mut found, network, &text) else { continue };
+                record_key(rules, if set.starts_with("s4-") { &layout::MASQ4 } else { &layout::MASQ6 }, &key);
+                add_chain(rules, layout::masq_chain_of_set(&set));
             }
         }
     }
@@ -85,13 +69,32 @@ pub fn find(conn: &Conn, network: &str) -> Result<Vec<AttachmentRules>, Error> {
                 continue;
             }
             if let Some(rules) = entry(&mut found, network, &text) {
-                if !rules.extra_chains.contains(&name) {
-                    rules.extra_chains.push(name);
-                }
+                add_chain(rules, name);
             }
         }
     }
     Ok(found.into_values().collect())
+}
+
+/// The elements of a set or map dump whose comment starts with `prefix`: (comment, key, the chain a verdict
+/// jumps to).
+fn tagged_elements(replies: &[Reply], prefix: &str) -> Vec<(String, Vec<u8>, Option<String>)> {
+    let mut out = Vec::new();
+    for list in replies.iter().filter_map(|r| wire::attr(&r.attrs, 3)) {
+        for (_, el) in wire::attrs(list) {
+            let Some(text) = wire::attr(el, 6).and_then(layout::read_comment).filter(|t| t.starts_with(prefix)) else { continue };
+            let Some(key) = wire::attr(el, 1).and_then(|k| wire::attr(k, 1)).map(<[u8]>::to_vec) else { continue };
+            let target = wire::attr(el, 2).and_then(|d| wire::attr(d, 2)).and_then(|v| wire::attr_str(v, 2));
+            out.push((text, key, target));
+        }
+    }
+    out
+}
+
+fn add_chain(rules: &mut AttachmentRules, chain: String) {
+    if !rules.extra_chains.contains(&chain) {
+        rules.extra_chains.push(chain);
+    }
 }
 
 /// What a map element found by GC says about its attachment.

@@ -50,11 +50,11 @@ fn commented(conn: &Conn, network: &str) -> Result<Vec<String>, Error> {
     Nftables::chains_commented(conn, &format!("wasmcni masquerade of {network}"))
 }
 
-/// DEL: the removal of each masquerade element of `rules` (asked for one by one, ~20 µs each), and the
-/// masquerade chains they were in.
-pub fn element_ops(conn: &Conn, rules: &AttachmentRules) -> Result<(Vec<Op>, Vec<String>), Error> {
-    let Some(m) = &rules.masquerade else { return Ok((Vec::new(), Vec::new())) };
-    let mut chains = masq_chains(rules);
+/// DEL: the removal of each masquerade element of `rules`, wherever it is (asked for one by one, ~20 µs
+/// each). The network's set and chain stay for its next pod (GC's `sweep` removes them once unused).
+pub fn element_ops(conn: &Conn, rules: &AttachmentRules) -> Result<Vec<Op>, Error> {
+    let Some(m) = &rules.masquerade else { return Ok(Vec::new()) };
+    let chains = masq_chains(rules);
     let mut ops = Vec::new();
     let mut unplaced = Vec::new();
     for (ip, _) in &m.sources {
@@ -79,22 +79,18 @@ pub fn element_ops(conn: &Conn, rules: &AttachmentRules) -> Result<(Vec<Op>, Vec
             for c in others.iter().filter(|c| c.starts_with(wanted)) {
                 if in_set(conn, &layout::masq_set(c), ip)? {
                     ops.push(Op::Element(layout::masq_set(c), super::expr::addr_bytes(ip), ip.to_string()));
-                    chains.push(c.clone());
                 }
             }
         }
     }
-    chains.sort();
-    chains.dedup();
-    Ok((ops, chains))
+    Ok(ops)
 }
 
-/// GC's sweep: removes masquerade chain `chain` with its set and rule unless a pod still uses it; the
-/// errno when it was left (ENOENT: no such chain). Asks first, because a transaction the kernel refuses
+/// GC's sweep: removes masquerade chain `chain` with its set and rule unless a pod still uses it. Asks first, because a transaction the kernel refuses
 /// costs ~10 ms (its abort waits for an RCU grace period): the set's elements and the jumps to the chain
 /// beyond its rule in `masq` (pods of earlier builds). A concurrent ADD between the question and the
 /// removal only costs that abort: the kernel refuses to delete a set that is not empty.
-pub fn remove_unused(conn: &Conn, chain: &str) -> Result<Option<i32>, Error> {
+pub fn remove_unused(conn: &Conn, chain: &str) -> Result<(), Error> {
     let set = layout::masq_set(chain);
     let set_there = match conn
         .request(msg::GETSETELEM, NLM_F_DUMP, |a| {
@@ -104,7 +100,7 @@ pub fn remove_unused(conn: &Conn, chain: &str) -> Result<Option<i32>, Error> {
     {
         Ok(replies) => {
             if replies.iter().any(|r| wire::attr(&r.attrs, 3).is_some_and(|l| !wire::attrs(l).is_empty())) {
-                return Ok(Some(EBUSY));
+                return Ok(());
             }
             true
         }
@@ -118,26 +114,22 @@ pub fn remove_unused(conn: &Conn, chain: &str) -> Result<Option<i32>, Error> {
         .map_err(backend_err)?;
     // The kernel counts a chain's own rules among its uses: the others are jumps to it.
     let uses = match got {
-        Err(e) => return Ok(Some(e)),
+        Err(_) => return Ok(()),
         Ok(replies) => replies.first().and_then(|r| wire::attr_u32(&r.attrs, 6)).unwrap_or(0) as usize,
     };
     let handle = if set_there { rule_for(conn, &set)? } else { None };
     if uses > Nftables::rule_count(conn, chain)?.unwrap_or(0) + usize::from(handle.is_some()) {
-        return Ok(Some(EBUSY));
+        return Ok(());
     }
     let mut b = Batch::new();
     layout::delete_masq(&mut b, chain, handle.as_deref(), set_there);
-    Ok(match commit(conn, b)?.first() {
-        None => {
-            log::debug!("nftables: {chain} removed with the last pod using it");
-            None
-        }
-        Some(r) if r.errno == ENOENT || r.errno == EBUSY => Some(r.errno),
-        Some(r) => {
-            log::warn!("nftables: {r}");
-            Some(r.errno)
-        }
-    })
+    match commit(conn, b)?.first() {
+        None => log::debug!("nftables: {chain} removed, no pod uses it"),
+        // Gone meanwhile, or an ADD filled the set meanwhile (the kernel refuses then).
+        Some(r) if r.errno == ENOENT || r.errno == EBUSY => {}
+        Some(r) => log::warn!("nftables: {r}"),
+    }
+    Ok(())
 }
 
 /// The handle of the rule in `masq` that serves `set` (its comment names the set).

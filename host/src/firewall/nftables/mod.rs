@@ -190,7 +190,7 @@ impl Firewall for Nftables {
 
     fn teardown(&self, rules: &AttachmentRules) -> Result<(), Error> {
         let conn = self.conn()?;
-        let (mut all, masq_chains) = masq::element_ops(&conn, rules)?;
+        let mut all = masq::element_ops(&conn, rules)?;
         all.extend(plan::teardown_ops(rules));
         let mut ops: Vec<&Op> = all.iter().collect();
         // One missing object fails the whole transaction: leave out what is already gone and go again (DESTROY
@@ -218,7 +218,6 @@ impl Firewall for Nftables {
         // The network's masquerade set, rule and chain stay for its next pod, as the reference's bridge does
         // (GC removes them once no pod uses them: `sweep`). Removing them with the last pod made that DEL
         // a second removal, and the close of our socket waits for the kernel to free each one.
-        let _ = masq_chains;
         Ok(())
     }
 
