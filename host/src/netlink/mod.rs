@@ -3,6 +3,7 @@
 //! calls against an in-memory model so the operations are unit-tested without root.
 
 pub mod fake;
+mod netconf;
 mod rtnl;
 mod unlink;
 

@@ -424,12 +424,13 @@ impl Netlink for Rtnl {
 
     fn enable_forwarding(&self, v6: bool) -> Result<()> {
         let path = if v6 { "/proc/sys/net/ipv6/conf/all/forwarding" } else { "/proc/sys/net/ipv4/ip_forward" };
-        // Never undone: other pods rely on it. Read first so the write happens only once per node.
-        let read = match &self.ns {
-            Some(ns) => ns.run(|| fs::read_to_string(path)).and_then(|r| r),
-            None => fs::read_to_string(path),
+        // Never undone: other pods rely on it. Asked first (over netlink: see netconf.rs for why not read
+        // from /proc) so the write happens only once per node.
+        let on = match &self.ns {
+            Some(ns) => ns.run(|| super::netconf::forwarding(v6)).and_then(|r| r),
+            None => super::netconf::forwarding(v6),
         };
-        if read.map(|v| v.trim() == "1").unwrap_or(false) {
+        if on.unwrap_or(false) {
             return Ok(());
         }
         self.write_sysctl(path, "1").map_err(|e| io_err(format!("enable forwarding ({path})"), e))

@@ -18,10 +18,10 @@ use nix::errno::Errno;
 use nix::libc;
 
 const RTM_DELLINK: u16 = 17;
-const NLMSG_ERROR: u16 = 2;
+pub(super) const NLMSG_ERROR: u16 = 2;
 const IFLA_IFNAME: u16 = 3;
 const RTMGRP_LINK: u32 = 1;
-const NLM_F_REQUEST: u16 = 1;
+pub(super) const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 
 /// How a detached deletion ended.
@@ -35,7 +35,7 @@ pub enum Unlinked {
     Unknown,
 }
 
-fn netlink_socket() -> std::io::Result<OwnedFd> {
+pub(super) fn netlink_socket() -> std::io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
     if fd < 0 {
@@ -96,16 +96,20 @@ fn announces_deletion(buf: &[u8], name: &str) -> bool {
     false
 }
 
-fn ifname(mut attrs: &[u8]) -> Option<&[u8]> {
+fn ifname(attrs: &[u8]) -> Option<&[u8]> {
+    attr(attrs, IFLA_IFNAME).map(|v| v.split(|b| *b == 0).next().unwrap_or(v))
+}
+
+/// The payload of the first attribute of type `ty` among netlink attributes `attrs`.
+pub(super) fn attr(mut attrs: &[u8], ty: u16) -> Option<&[u8]> {
     while attrs.len() >= 4 {
         let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-        let ty = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+        let t = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
         if len < 4 || len > attrs.len() {
             return None;
         }
-        if ty == IFLA_IFNAME {
-            let v = &attrs[4..len];
-            return Some(v.split(|b| *b == 0).next().unwrap_or(v));
+        if t == ty {
+            return Some(&attrs[4..len]);
         }
         attrs = attrs.get(len.div_ceil(4) * 4..).unwrap_or_default();
     }
