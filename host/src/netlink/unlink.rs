@@ -240,6 +240,49 @@ mod tests {
     }
 
     #[test]
+    fn the_child_keeps_only_the_fds_it_is_given() {
+        // Stand-ins for what a child must not keep: the runtime's stdout pipe, a lock file.
+        let mut pipe = [0; 2];
+        // SAFETY: pipe(2) fills the array; both fds are closed below.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        let lock = std::fs::File::open("/proc/self/stat").unwrap();
+        let mut report = [0; 2];
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::pipe(report.as_mut_ptr()) }, 0);
+        // SAFETY: the child makes only async-signal-safe calls (fcntl, write, _exit).
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            close_all_but(&[report[1], 2]);
+            // Each fd still open, by number: 2 and the report pipe must be; nothing else may be.
+            let mut open = [0u8; 256];
+            for (fd, slot) in open.iter_mut().enumerate() {
+                // SAFETY: F_GETFD on any number only asks.
+                *slot = u8::from(unsafe { libc::fcntl(fd as i32, libc::F_GETFD) } >= 0);
+            }
+            // SAFETY: writes the array to a pipe we keep, then leaves without running destructors.
+            unsafe {
+                libc::write(report[1], open.as_ptr().cast(), open.len());
+                libc::_exit(0)
+            }
+        }
+        assert!(child > 0);
+        // SAFETY: our copies of the write ends; the child has its own.
+        unsafe { libc::close(report[1]) };
+        let mut open = [0u8; 256];
+        // SAFETY: reads at most the array's length.
+        assert_eq!(unsafe { libc::read(report[0], open.as_mut_ptr().cast(), open.len()) }, 256);
+        let kept: Vec<usize> = (0..256).filter(|&fd| open[fd] == 1).collect();
+        assert_eq!(kept, vec![2, report[1] as usize], "pipe {pipe:?}, lock {}", lock.as_raw_fd());
+        // SAFETY: reaps our child; fds of this test, closed once.
+        unsafe {
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+            libc::close(report[0]);
+            libc::close(pipe[0]);
+            libc::close(pipe[1]);
+        }
+    }
+
+    #[test]
     #[ignore = "needs root in a network namespace of its own: scripts/test.sh runs it under unshare -n"]
     fn a_link_deleted_from_a_child_is_gone_when_this_returns_and_a_refusal_comes_back() {
         let ip = |args: &[&str]| std::process::Command::new("ip").args(args).output().expect("ip runs");
