@@ -113,6 +113,8 @@ impl Nftables {
                     return Err(refused(&set_up));
                 }
                 log::info!("nftables: table inet {TABLE} set up");
+            } else {
+                log::debug!("nftables: another ADD created what this one meant to; building the transaction again");
             }
             // Built again: what it found missing (a masquerade chain a DEL just removed) is looked at anew.
             refused_now = commit(conn, build()?)?;
