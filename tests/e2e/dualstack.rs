@@ -39,14 +39,20 @@ fn dual_stack_pods_get_both_families_and_reach_each_other_and_upstream_over_v6()
     let addrs = a.ip(&["-6", "-o", "addr", "show", "dev", "eth0"]);
     assert!(addrs.contains(&format!("inet6 {v6_a}/64")), "{addrs}");
     assert!(!addrs.contains("tentative"), "an address is still in DAD when ADD returned: {addrs}");
-    let dad = a.exec(&["cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"]);
-    assert_eq!(String::from_utf8_lossy(&dad.stdout).trim(), "0");
+    // Its link-local address is ours (the kernel makes none: it would be tentative), derived from the MAC.
+    let mac = ra["interfaces"][1]["mac"].as_str().unwrap();
+    let link_local = wasmcni::netlink::link_local(wasmcni::netaddr::parse_mac(mac).unwrap());
+    assert!(addrs.contains(&format!("inet6 {link_local} scope link")), "{addrs}");
+    assert!(a.ip(&["-d", "link", "show", "dev", "eth0"]).contains("addrgenmode none"));
     let routes6 = a.ip(&["-6", "route", "show"]);
     assert!(routes6.contains("default via fd00:63::1 dev eth0"), "{routes6}");
     assert!(!routes6.contains("fd00:63::/64"), "routed mode must not add a subnet route: {routes6}");
     let host = ra["interfaces"][0]["name"].as_str().unwrap();
     let host_addr = node.ns.ip(&["-6", "-o", "addr", "show", "dev", host]);
     assert!(host_addr.contains("inet6 fd00:63::1/128"), "{host_addr}");
+    let host_mac = wasmcni::netaddr::parse_mac(ra["interfaces"][0]["mac"].as_str().unwrap()).unwrap();
+    assert!(host_addr.contains(&format!("inet6 {} scope link", wasmcni::netlink::link_local(host_mac))), "{host_addr}");
+    assert!(!host_addr.contains("tentative"), "{host_addr}");
     assert_eq!(String::from_utf8_lossy(&node.ns.exec(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).stdout).trim(), "1");
 
     // Pods reach each other over both families, and upstream over v6 through ip6tables masquerade.

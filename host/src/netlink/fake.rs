@@ -371,6 +371,14 @@ impl Netlink for FakeNs {
         })
     }
 
+    fn no_auto_link_local(&self, index: u32) -> Result<()> {
+        let name = self.name_of(index);
+        self.with(format!("no auto link-local on {name}"), |s, _| {
+            s.sysctls.insert(format!("ipv6/conf/{name}/addr_gen_mode"), "1".into());
+            Ok(())
+        })
+    }
+
     fn disable_ipv6(&self, ifname: &str) -> Result<()> {
         self.with(format!("disable ipv6 on {ifname}"), |s, _| {
             s.sysctls.insert(format!("ipv6/conf/{ifname}/disable_ipv6"), "1".into());

@@ -413,6 +413,17 @@ impl Netlink for Rtnl {
         }
     }
 
+    fn no_auto_link_local(&self, index: u32) -> Result<()> {
+        use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode};
+        let mode = AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)]);
+        let msg = LinkUnspec::new_with_index(index).append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![mode])).build();
+        match self.block(self.handle.link().set(msg).execute()) {
+            // No IPv6 in this kernel or namespace: no link-local address to keep away.
+            Err(RtError::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(Errno::EAFNOSUPPORT as i32) => Ok(()),
+            other => other.map_err(|e| err(format!("set addrgenmode none on link {index}{}", self.where_()), e)),
+        }
+    }
+
     fn disable_ipv6(&self, ifname: &str) -> Result<()> {
         let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
         match self.write_sysctl(&path, "1") {

@@ -87,7 +87,7 @@ impl Adding<'_> {
         let wiring = wiring::Wiring { req: self.req, node: self.deps.kernel.node(), pod: pod.as_ref(), topology: topology.as_ref() };
         let (host, pod_index) = wiring.create_veth(&self.record.host_veth, &plan, &macs, bridge.as_ref(), &reserved)?;
         crash::after("veth-created");
-        wiring.address_pod(pod_index, &reserved)?;
+        wiring.address_pod(pod_index, macs.pod, &reserved)?;
         crash::after("pod-addressed");
         wiring.configure_host(&host, &reserved)?;
         crash::after("host-configured");

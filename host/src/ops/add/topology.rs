@@ -11,7 +11,7 @@ use crate::cni::conf::{Mode, NetConf};
 use crate::error::{Error, Result};
 use crate::ipam::Reserved;
 use crate::netaddr::host_net;
-use crate::netlink::{up_without_dad, LinkInfo, Netlink};
+use crate::netlink::{own_link_local, up_without_dad, LinkInfo, Netlink};
 
 pub trait Topology {
     /// The part every pod of the network shares (bridge mode: the bridge and its gateways); it outlives
@@ -51,15 +51,17 @@ impl Topology for Ptp {
     }
 
     fn host_up_at_create(&self, v6: bool) -> bool {
-        // With IPv6 a routed node end comes up only after DAD is off on it: while its link-local address is
-        // tentative, the node cannot resolve pods for forwarded packets (~2 s).
+        // With IPv6 a routed node end comes up only once it has its link-local address without DAD: while
+        // that address is tentative, the node cannot resolve pods for forwarded packets (~2 s).
         !v6
     }
 
     /// The gateway address as a host prefix on the veth and a host route to each pod address.
     fn configure_host(&self, node: &dyn Netlink, host: &LinkInfo, reserved: &[Reserved], _conf: &NetConf) -> Result<()> {
         if !self.host_up_at_create(reserved.iter().any(|r| r.ip.is_ipv6())) {
-            up_without_dad(node, host.index, &host.name)?;
+            let mac = crate::netaddr::parse_mac(&host.mac).map_err(|e| Error::Internal(format!("node end {}: {e}", host.name)))?;
+            own_link_local(node, host.index, mac)?;
+            node.set_up(host.index)?;
         }
         for r in reserved {
             let gw = host_net(r.range.gateway);

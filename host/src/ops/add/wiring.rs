@@ -90,11 +90,12 @@ impl Wiring<'_> {
         Ok((host_link, pod_link.index))
     }
 
-    /// The pod's addresses, added while its interface is down (routes wait for it to come up), and lo up.
-    pub fn address_pod(&self, index: u32, reserved: &[Reserved]) -> Result<()> {
+    /// The pod's addresses, added while its interface (MAC `mac`) is down (routes wait for it to come up),
+    /// and lo up.
+    pub fn address_pod(&self, index: u32, mac: [u8; 6], reserved: &[Reserved]) -> Result<()> {
         if Self::v6(reserved) {
-            // Before it comes up: its link-local address would otherwise stay tentative for a second or two.
-            self.pod.disable_dad(&self.req.ifname)?;
+            // Before it comes up: the kernel's own link-local address would stay tentative for a second or two.
+            netlink::own_link_local(self.pod, index, mac)?;
         }
         self.pod.set_up(LOOPBACK_INDEX)?;
         for r in reserved {

@@ -72,7 +72,8 @@ fn a_failure_at_every_step_unwinds_everything() {
     for step in [
         "node: create veth",
         &format!("{POD}: look up eth0"),
-        &format!("{POD}: disable dad"),
+        &format!("{POD}: no auto link-local"),
+        &format!("{POD}: add address fe80::"),
         &format!("{POD}: set lo up"),
         &format!("{POD}: add address"),
         "node: add address",
@@ -84,7 +85,7 @@ fn a_failure_at_every_step_unwinds_everything() {
     ] {
         let node = Node::new();
         node.kernel.fail_once(step, Errno::EIO);
-        let conf = if step.contains("dad") {
+        let conf = if step.contains("link-local") || step.contains("fe80") {
             let mut c = node.conf();
             c["ipam"] = json!({"type": "builtin", "dataDir": node.tmp.path().join("ipam"), "ranges": [[{"subnet": "10.9.0.0/24"}], [{"subnet": "fd09::/64"}]]});
             c
@@ -201,16 +202,22 @@ fn without_ipmasq_and_hooks_the_firewall_is_not_touched() {
 }
 
 #[test]
-fn ipv6_pods_get_dad_off_before_their_links_come_up() {
+fn ipv6_pods_get_link_locals_without_dad_before_their_links_come_up() {
     let node = Node::new();
     let mut conf = node.conf();
     conf["ipam"] = json!({"type": "builtin", "dataDir": node.tmp.path().join("ipam"), "subnet": "fd09::/64"});
     let res = node.add_with(&conf, "c6").unwrap();
     assert_eq!(res.ips[0].address.to_string(), "fd09::2/64");
     let calls = node.kernel.calls();
-    assert!(pos(&calls, &format!("{POD}: disable dad on eth0")) < pos(&calls, &format!("{POD}: set eth0 up")));
+    // The kernel makes none (it would be tentative); ours, from each end's MAC, is added without DAD.
+    let pod_mac = node.kernel.space(POD).unwrap().links.iter().find(|(l, _)| l.name == "eth0").map(|(l, _)| l.mac.clone()).unwrap();
+    let pod_ll = crate::netlink::link_local(crate::netaddr::parse_mac(&pod_mac).unwrap());
+    assert!(pos(&calls, &format!("{POD}: no auto link-local on eth0")) < pos(&calls, &format!("{POD}: add address {pod_ll} to eth0")));
+    assert!(pos(&calls, &format!("{POD}: add address {pod_ll} to eth0")) < pos(&calls, &format!("{POD}: set eth0 up")));
     let host = crate::naming::host_veth_name("c6", "eth0");
-    assert!(pos(&calls, &format!("node: disable dad on {host}")) < pos(&calls, &format!("node: set {host} up")));
+    assert!(pos(&calls, &format!("node: no auto link-local on {host}")) < pos(&calls, &format!("node: add address fe80::")));
+    assert!(pos(&calls, "node: add address fe80::") < pos(&calls, &format!("node: set {host} up")));
+    assert!(!calls.iter().any(|c| c.contains("disable dad")), "no /proc/sys write per pod: {calls:#?}");
     assert_eq!(node.kernel.space(NODE).unwrap().sysctls.get("ipv6/conf/all/forwarding").map(String::as_str), Some("1"));
 }
 
