@@ -7,6 +7,13 @@ use wasmcni::cni::request::ProcessEnv;
 use wasmcni::logging;
 
 fn main() {
+    // wasmtime-wasi runs a hook's blocking WASI calls (a print, a sleep) on a tokio runtime it builds on
+    // first use, by default with one worker thread per core: for one pod's hook that prints, 32 thread
+    // starts on a 32-core node (its first call took 1.75 ms with 32 workers here, 0.47 with 1). A hook's
+    // calls need one. Set while this is the only thread; an explicit setting is kept.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        std::env::set_var("TOKIO_WORKER_THREADS", "1");
+    }
     let argv: Vec<String> = std::env::args().collect();
     let binary_name = argv
         .first()

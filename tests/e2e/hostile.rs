@@ -118,3 +118,36 @@ fn a_component_of_another_contract_version_is_refused_naming_both() {
     assert!(m.contains("built against wasmcni:hook@9.2.0") && m.contains("this plugin speaks wasmcni:hook@0.2.0 (and still runs @0.1.0)"), "{m}");
     node.assert_clean();
 }
+
+/// The plugin's threads named as tokio names its workers ("tokio-rt-worker", "tokio-runtime-worker" in
+/// older releases; comm keeps 15 bytes), at this moment.
+fn runtime_workers(pid: u32) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    tasks.iter().filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("tokio-rt-worker") || c.starts_with("tokio-runtime-w"))).count()
+}
+
+#[test]
+fn a_hook_that_prints_costs_one_runtime_thread_not_one_per_core() {
+    let node = Node::new("10.57.0.0/24");
+    // The test hook prints in pre-add (WASI stdout: wasmtime-wasi starts its runtime then); the post-add one
+    // spins until its timeout, which leaves time to count the plugin's threads.
+    let mut conf = node.conf("1.0.0");
+    conf["hooks"] = json!([
+        {"name": "talk", "module": test_hook(), "stages": ["pre-add"]},
+        {"name": "spin", "module": test_hook(), "stages": ["post-add"], "timeout_ms": 1500, "on_error": "ignore",
+         "config": {"behavior": "loop"}}
+    ]);
+    let warm = Ns::new("warm");
+    node.cni("ADD", &conf, "warm", Some(&warm.path()), "eth0").ok(); // compiles once, outside the counted part
+    let pod = Ns::new("pod");
+    let adding = node.spawn_cni(&cni_env("ADD", "counted", Some(&pod.path()), "eth0"), &conf);
+    let start = std::time::Instant::now();
+    let mut most = 0;
+    while start.elapsed() < std::time::Duration::from_millis(1200) {
+        most = most.max(runtime_workers(adding.pid()));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    adding.wait().ok();
+    assert!(most >= 1, "the printing hook ran without the runtime: this test counts nothing");
+    assert_eq!(most, 1, "tokio worker threads in one ADD (this machine has {:?} cores)", std::thread::available_parallelism());
+}

@@ -336,6 +336,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The plugin's process id (nsenter execs it in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn wait(self) -> Reply {
         let out = self.child.wait_with_output().expect("plugin finishes");
         let stdout = String::from_utf8_lossy(&out.stdout);
