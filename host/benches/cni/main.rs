@@ -344,14 +344,18 @@ fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], traced: (&Plugin, &Path), levels
     println!("| live pods | iptables | iptables + 3 hooks | nftables | nftables + 3 hooks | bridge+host-local | nftables DEL / reference DEL (plain, hooks) |");
     println!("|---|---|---|---|---|---|---|");
     for (level, m) in &table {
-        let cells: Vec<String> = m.iter().map(|(a, d)| format!("{a:.2} / {d:.2}")).collect();
-        println!("| {level} | {} | {:.2}, {:.2} |", cells.join(" | "), m[2].1 / m[4].1, m[3].1 / m[4].1);
+        let cells: Vec<String> = m.iter().map(|(a, d)| if a.is_nan() { "-".into() } else { format!("{a:.2} / {d:.2}") }).collect();
+        let ratios = if with_reference { format!("{:.2}, {:.2}", m[2].1 / m[4].1, m[3].1 / m[4].1) } else { "-".into() };
+        println!("| {level} | {} | {ratios} |", cells.join(" | "));
     }
     let mut out = json!({"iterations": n, "levels": table.iter().map(|(l, m)| json!({"live": l, "add_del_medians": m})).collect::<Vec<_>>(),
         "in_process": traces.iter().map(|((steps, a, d), (wa, wd))| json!({"add": a, "del": d, "add_steps": steps, "wall_add": wa, "wall_del": wd})).collect::<Vec<_>>()});
     if let (Some(first), Some(last)) = (table.first(), table.last()) {
         if first.0 != last.0 {
-            let g: Vec<String> = (0..5).map(|k| format!("{:.2}× / {:.2}×", last.1[k].0 / first.1[k].0, last.1[k].1 / first.1[k].1)).collect();
+            let g: Vec<String> = (0..5)
+                .map(|k| (last.1[k].0 / first.1[k].0, last.1[k].1 / first.1[k].1))
+                .map(|(a, d)| if a.is_nan() { "-".into() } else { format!("{a:.2}× / {d:.2}×") })
+                .collect();
             println!("| growth {} → {} | {} | |", first.0, last.0, g.join(" | "));
             let nft_growth = [last.1[2].0 / first.1[2].0, last.1[2].1 / first.1[2].1];
             let del_ratio_ok = table.iter().all(|(_, m)| m[2].1 / m[4].1 <= 0.35 && m[3].1 / m[4].1 <= 0.35);
