@@ -80,14 +80,14 @@ pub fn run(req: &Request, deps: &Deps) -> Result<()> {
         }
     }
     // Rules and veths that no record explains, found by our naming, one attachment at a time.
-    let (leaked, listed) = find_leaks(deps, &req.conf.name, &kept, &mut errors);
+    let Found { leaked, listed, working } = find_leaks(deps, &req.conf.name, &kept, &mut errors);
     for ((id, ifname), steps) in leaked {
         let shown = if ifname.is_empty() { "*" } else { ifname.as_str() };
         if !replay(&format!("leftovers without a record of {id}/{shown}"), &steps, &mut errors) {
             kept.insert(id, ifname);
         }
     }
-    sweep_network(deps, &req.conf.name, &mut errors);
+    sweep_network(deps, &working, &req.conf.name, &mut errors);
     if !listed {
         // Leftovers may exist that we could not see: freeing addresses now could hand out one still in use.
         errors.push("addresses are not swept in this run: the node's rules or links could not be listed".into());
@@ -157,11 +157,20 @@ fn forward_gc(invocation: &Invocation, kept: &Kept) -> Vec<String> {
 
 type Leaks = BTreeMap<(String, String), Vec<Undo>>;
 
-/// Everything of `network` carrying our naming whose attachment is not kept, by attachment, and whether
-/// every listing (each backend's rules, the links) worked.
-fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>) -> (Leaks, bool) {
+/// What GC's look at the node found.
+struct Found {
+    /// Everything of the network carrying our naming whose attachment is not kept, by attachment.
+    leaked: Leaks,
+    /// Every listing (each working backend's rules, the links) worked.
+    listed: bool,
+    /// The backends that work here (asked once: iptables' answer is a process start).
+    working: Vec<Backend>,
+}
+
+fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>) -> Found {
     let mut found: Leaks = BTreeMap::new();
     let mut listed = true;
+    let mut working = Vec::new();
     for backend in BACKENDS {
         let firewall = deps.firewalls.get(*backend);
         // A backend that does not work here (no iptables binary, no nf_tables) holds nothing of ours.
@@ -169,6 +178,7 @@ fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>)
             log::debug!("gc: not looking in {backend}: {e}");
             continue;
         }
+        working.push(*backend);
         match firewall.leftovers(network) {
             Ok(rules) => {
                 for r in rules.into_iter().filter(|r| !kept.contains(&r.container_id, &r.ifname)) {
@@ -197,17 +207,14 @@ fn find_leaks(deps: &Deps, network: &str, kept: &Kept, errors: &mut Vec<String>)
             errors.push(format!("cannot {e}"));
         }
     }
-    (found, listed)
+    Found { leaked: found, listed, working }
 }
 
-/// After the leftovers: what the network itself has in each backend and no pod uses any more.
-fn sweep_network(deps: &Deps, network: &str, errors: &mut Vec<String>) {
-    for backend in BACKENDS {
-        let firewall = deps.firewalls.get(*backend);
-        if firewall.status().is_ok() {
-            if let Err(e) = firewall.sweep(network) {
-                errors.push(format!("cannot sweep the {backend} rules of {network}: {e}"));
-            }
+/// After the leftovers: what the network itself has in each working backend and no pod uses any more.
+fn sweep_network(deps: &Deps, working: &[Backend], network: &str, errors: &mut Vec<String>) {
+    for backend in working {
+        if let Err(e) = deps.firewalls.get(*backend).sweep(network) {
+            errors.push(format!("cannot sweep the {backend} rules of {network}: {e}"));
         }
     }
 }

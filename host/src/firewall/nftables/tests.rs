@@ -175,4 +175,3 @@ fn the_kernel_refuses_to_remove_a_masquerade_set_that_an_add_just_filled() {
     });
     assert_eq!(asked.unwrap().err(), Some(super::ENOENT), "the chain is gone");
 }
-

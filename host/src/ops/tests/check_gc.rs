@@ -85,7 +85,10 @@ fn gc_removes_unlisted_attachments_and_keeps_listed_ones() {
     req.netns = Some("/var/run/netns/second".into());
     crate::ops::add::run(&req, &node.deps(), || Ok(Box::new(crate::hooks::NoHooks))).unwrap();
     assert_eq!(node.records().len(), 2);
+    let before = node.firewall.state().calls.len();
     node.gc(&["keep"]).unwrap();
+    // Whether a backend works is asked once per GC, not again for the sweep (the fake stands in for both).
+    assert_eq!(node.firewall.state().calls[before..].iter().filter(|c| *c == "status").count(), 2);
     assert_eq!(node.records().len(), 1);
     assert_eq!(node.reserved(), vec!["10.9.0.2"]);
     assert_eq!(node.firewall.state().applied.keys().cloned().collect::<Vec<_>>(), vec!["net/keep/eth0"]);
