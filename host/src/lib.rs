@@ -18,4 +18,5 @@ pub mod netlink;
 pub mod netns;
 pub mod ops;
 pub mod plan;
+pub mod threads;
 pub mod trust;

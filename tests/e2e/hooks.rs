@@ -230,6 +230,41 @@ fn a_corrupted_cache_entry_is_rebuilt() {
     node.assert_clean();
 }
 
+/// A pod's engine starts without a compiler and loads what an engine with one cached: the node's first pod
+/// compiles, the next ones do not, and neither does a pod after `hook compile`.
+#[test]
+fn pods_after_the_first_load_hooks_without_a_compiler() {
+    let node = Node::new("10.87.0.0/24");
+    let (a, b) = (Ns::new("ca"), Ns::new("cb"));
+    let conf = conf_with(&node, vec![hook("cached", &["pre-add"], json!({}))]);
+    let log = || std::fs::read_to_string(node.dir.path().join("wasmcni.log")).unwrap_or_default();
+    let compiler_starts = || log().matches("starting the engine with its compiler").count();
+    add(&node, &conf, &a, "first").ok();
+    assert_eq!(compiler_starts(), 1, "the first pod compiles: {}", log());
+    let cached = std::fs::read_dir(node.state_dir().join("hook-cache")).unwrap().count();
+    add(&node, &conf, &b, "second").ok();
+    assert_eq!(compiler_starts(), 1, "the second pod must load from the cache without a compiler: {}", log());
+    assert_eq!(std::fs::read_dir(node.state_dir().join("hook-cache")).unwrap().count(), cached, "nothing new cached");
+    assert!(b.links().contains("eth0"));
+    del(&node, &conf, &b, "second");
+
+    // `hook compile` fills the cache for the pods' engine.
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["hook", "compile", test_hook().to_str().unwrap(), "--state-dir", other.path().to_str().unwrap()])
+        .env_remove("CNI_COMMAND")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut precompiled = conf.clone();
+    precompiled["stateDir"] = json!(other.path());
+    add(&node, &precompiled, &b, "precompiled").ok();
+    assert_eq!(compiler_starts(), 1, "a pod after `hook compile` must not compile: {}", log());
+    del(&node, &precompiled, &b, "precompiled");
+    del(&node, &conf, &a, "first");
+    node.assert_clean();
+}
+
 #[test]
 fn a_bad_manifest_fails_add_and_status_naming_file_hook_and_field() {
     let node = Node::new("10.90.0.0/24");

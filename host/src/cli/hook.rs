@@ -102,8 +102,8 @@ pub struct CacheArgs {
 impl CacheArgs {
     fn open(&self, engine: &HookEngine) -> crate::hooks::cache::Cache {
         match (&self.cache_dir, self.no_cache) {
-            (_, true) => crate::hooks::cache::Cache::in_memory(engine.engine()),
-            (Some(dir), _) => crate::hooks::cache::Cache::open(dir.clone(), engine.engine()),
+            (_, true) => crate::hooks::cache::Cache::in_memory(engine.cache_key()),
+            (Some(dir), _) => crate::hooks::cache::Cache::open(dir.clone(), engine.cache_key()),
             (None, _) => engine.user_cache(),
         }
     }

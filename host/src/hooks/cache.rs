@@ -5,7 +5,6 @@
 //! its size, mtime and inode; any change to the file makes it hash again.
 
 use std::fs;
-use std::hash::{Hash, Hasher};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -48,7 +47,7 @@ impl Cache {
     /// The cache in `dir`, created 0700 when missing. Its entries are mapped as native code, so the
     /// directory and everything above it must be writable only by root or by us (trust::check); one that
     /// is not is left alone and this process compiles in memory instead.
-    pub fn open(dir: PathBuf, engine: &Engine) -> Self {
+    pub fn open(dir: PathBuf, engine_key: &str) -> Self {
         let owners = Owners::current();
         let usable = std::fs::DirBuilder::new()
             .recursive(true)
@@ -63,12 +62,12 @@ impl Cache {
                 None
             }
         };
-        Cache { dir, engine_key: engine_key(engine), owners }
+        Cache { dir, engine_key: engine_key.to_string(), owners }
     }
 
     /// No cache: every component is compiled in memory.
-    pub fn in_memory(engine: &Engine) -> Self {
-        Cache { dir: None, engine_key: engine_key(engine), owners: Owners::current() }
+    pub fn in_memory(engine_key: &str) -> Self {
+        Cache { dir: None, engine_key: engine_key.to_string(), owners: Owners::current() }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -107,6 +106,21 @@ impl Cache {
         self.dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
+    /// The cached component of hash `sha256`, if there is a trusted entry this engine can load. Anything
+    /// else is left to `load`, which compiles again (and says why).
+    pub fn load_cached(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+        let artifact = self.artifact(sha256).filter(|a| a.exists())?;
+        trust::check_file(&artifact, self.owners).ok()?;
+        // SAFETY: as in `load`: only root or we could have written the entry, and wasmtime checks the rest.
+        match unsafe { Component::deserialize_file(engine, &artifact) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::debug!("cache entry {} not loaded without a compiler: {e:#}", artifact.display());
+                None
+            }
+        }
+    }
+
     /// Loads the precompiled component for `module` (whose hash is `sha256`), compiling and caching it when
     /// there is no usable entry. An entry that fails the trust check is never mapped; a corrupt, truncated
     /// or incompatible one is discarded. Either way the component is compiled again.
@@ -143,10 +157,4 @@ impl Cache {
         // SAFETY: these bytes were produced by this engine a moment ago.
         unsafe { Component::deserialize(engine, &compiled) }.map(|c| (c, Source::Compiled)).map_err(not_a_component)
     }
-}
-
-fn engine_key(engine: &Engine) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    format!("{:016x}", h.finish())
 }

@@ -41,10 +41,16 @@ pub const STILL_RUNS: &[&str] = &["0.1.0"];
 
 pub struct HookEngine {
     pub(super) engine: Engine,
+    /// False for the per-pod engine, which has no compiler and loads only what the cache holds.
+    compiles: bool,
+    /// The cache key of what this engine's settings compile, the same with or without a compiler.
+    cache_key: String,
+    /// Defining WASI takes ~0.25 ms in a fresh process, so a thread of its own builds this linker while the
+    /// first component loads; `linker()` waits for it.
+    linker: std::sync::OnceLock<Linker<HostState>>,
+    building: Mutex<Option<std::thread::JoinHandle<Result<Linker<HostState>, Error>>>>,
     /// One linker per contract version: both define a world-level `log`, with their own types. The 0.1.0
-    /// one is built only when such a component loads: WASI's definitions take ~0.12 ms per linker, paid on
-    /// the way to the first hook call.
-    pub(super) linker: Linker<HostState>,
+    /// one is built only when such a component loads.
     linker_v0_1: std::sync::OnceLock<Linker<HostState>>,
     pub(super) watchdog: Watchdog,
 }
@@ -60,18 +66,81 @@ fn wasi_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
     Ok(linker)
 }
 
+/// Both kinds of engine run on these settings; a component compiled by one loads in the other.
+fn config(compiler: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // No .eh_frame for wasm code: only outside unwinders (gdb, perf) use it, and registering it costs
+    // 0.2 ms per load of an interpreter-sized component (measured on the Python example).
+    config.native_unwind_info(false);
+    config.enable_compiler(compiler);
+    config
+}
+
+fn current_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
+    let mut linker = wasi_linker(engine)?;
+    Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+    Ok(linker)
+}
+
+/// The cache key: wasmtime's compatibility hash of an engine without a compiler (with one, the hash also
+/// covers the compiler's own flags, which an engine without one cannot know).
+fn cache_key(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 impl HookEngine {
+    /// An engine that compiles what the cache lacks: for the tools, STATUS and a pod whose hooks are not
+    /// all cached yet.
     pub fn new() -> Result<Self, Error> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        // No .eh_frame for wasm code: only outside unwinders (gdb, perf) use it, and registering it costs
-        // 0.2 ms per load of an interpreter-sized component (measured on the Python example).
-        config.native_unwind_info(false);
-        let engine = Engine::new(&config).map_err(engine_err)?;
-        let mut linker = wasi_linker(&engine)?;
-        Hook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        let engine = Engine::new(&config(true)).map_err(engine_err)?;
+        let key = cache_key(&Engine::new(&config(false)).map_err(engine_err)?);
+        Self::start(engine, true, key)
+    }
+
+    /// An engine without a compiler, which loads only from the cache: what a pod's ADD and DEL start first.
+    /// Building cranelift's settings (and probing the CPU for them) is ~0.2 ms of a fresh process's engine
+    /// start; a pod whose hooks are all cached never needs them.
+    pub fn cached_only() -> Result<Self, Error> {
+        let engine = Engine::new(&config(false)).map_err(engine_err)?;
+        let key = cache_key(&engine);
+        Self::start(engine, false, key)
+    }
+
+    fn start(engine: Engine, compiles: bool, cache_key: String) -> Result<Self, Error> {
+        let for_linker = engine.clone();
+        let building = crate::threads::spawn("hook-linker", move || current_linker(&for_linker))
+            .map_err(|e| Error::Engine(format!("cannot start a thread: {e}")))?;
         let watchdog = Watchdog::start(&engine)?;
-        Ok(HookEngine { engine, linker, linker_v0_1: std::sync::OnceLock::new(), watchdog })
+        Ok(HookEngine {
+            engine,
+            compiles,
+            cache_key,
+            linker: std::sync::OnceLock::new(),
+            building: Mutex::new(Some(building)),
+            linker_v0_1: std::sync::OnceLock::new(),
+            watchdog,
+        })
+    }
+
+    /// The current contract's linker, waiting for its thread the first time.
+    fn linker(&self) -> Result<&Linker<HostState>, Error> {
+        if let Some(l) = self.linker.get() {
+            return Ok(l);
+        }
+        let pending = self.building.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let built = match pending {
+            Some(h) => h.join().unwrap_or_else(|_| Err(Error::Engine("the thread defining the hook imports panicked".into())))?,
+            // Another caller took the thread; build one here rather than wait on theirs.
+            None => match self.linker.get() {
+                Some(l) => return Ok(l),
+                None => current_linker(&self.engine)?,
+            },
+        };
+        Ok(self.linker.get_or_init(|| built))
     }
 
     fn linker_v0_1(&self) -> Result<&Linker<HostState>, Error> {
@@ -84,13 +153,17 @@ impl HookEngine {
         Ok(self.linker_v0_1.get_or_init(|| linker))
     }
 
+    pub fn cache_key(&self) -> &str {
+        &self.cache_key
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
     /// The node's cache, in a netconf's state dir.
     pub fn node_cache(&self, state_dir: &Path) -> Cache {
-        Cache::open(state_dir.join("hook-cache"), &self.engine)
+        Cache::open(state_dir.join("hook-cache"), self.cache_key())
     }
 
     /// The invoking user's own cache for the hook tools (`hook test`, `hook run`, the SDK's component test):
@@ -102,8 +175,8 @@ impl HookEngine {
             .and_then(absolute)
             .or_else(|| std::env::var_os("HOME").and_then(absolute).map(|h| h.join(".cache")));
         match base {
-            Some(base) => Cache::open(base.join("wasmcni").join("hook-cache"), &self.engine),
-            None => Cache::in_memory(&self.engine),
+            Some(base) => Cache::open(base.join("wasmcni").join("hook-cache"), self.cache_key()),
+            None => Cache::in_memory(self.cache_key()),
         }
     }
 
@@ -117,11 +190,15 @@ impl HookEngine {
                 return Err(Error::PinMismatch { module: spec.module.clone(), pinned: pin.clone(), actual: sha });
             }
         }
-        let (component, source) = cache.load(&self.engine, &spec.module, &sha)?;
+        let (component, source) = if self.compiles {
+            cache.load(&self.engine, &spec.module, &sha)?
+        } else {
+            (cache.load_cached(&self.engine, &sha).ok_or(Error::NotCached)?, Source::Cached)
+        };
         let not_a_hook = |e: wasmtime::Error| Error::NotAHook { module: spec.module.clone(), detail: format!("{e:#}") };
         let pre = match super::contract::check(&self.engine, &component, &spec.module)? {
             super::contract::Version::Current => {
-                self.linker.instantiate_pre(&component).and_then(HookPre::new).map(super::call::Pre::Current).map_err(not_a_hook)?
+                self.linker()?.instantiate_pre(&component).and_then(HookPre::new).map(super::call::Pre::Current).map_err(not_a_hook)?
             }
             super::contract::Version::V0_1 => self
                 .linker_v0_1()?

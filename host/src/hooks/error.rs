@@ -17,6 +17,9 @@ pub enum Error {
     NotAHook { module: PathBuf, detail: String },
     #[error("{} was built against {found}; this plugin speaks {speaks}: rebuild the hook with a matching SDK", module.display())]
     Contract { module: PathBuf, found: String, speaks: String },
+    /// Only from an engine without a compiler: the caller starts one that compiles.
+    #[error("not in the hook cache")]
+    NotCached,
     #[error("{} changed while it was being loaded", .0.display())]
     Changed(PathBuf),
     #[error("refusing {what}: {source} (fix its owner or mode; \"insecureHookFiles\": true allows it for development)")]

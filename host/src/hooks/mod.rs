@@ -103,12 +103,25 @@ pub fn specs(req: &Request, stages: &[Stage]) -> Result<Vec<manifest::HookSpec>>
 }
 
 /// Starts the engine and loads `specs` through the node's cache; hooks that share a module map and link it
-/// once.
+/// once. The engine starts without a compiler, as every pod but a node's first finds its hooks cached; one
+/// that is not (or unusable) starts the engine again with one.
 pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<dyn Hooks>> {
     if specs.is_empty() {
         return Ok(Box::new(NoHooks));
     }
-    let engine = HookEngine::new()?;
+    let hooks = match load_all(req, HookEngine::cached_only()?, specs.clone()) {
+        Err((hook, Error::NotCached)) => {
+            log::debug!("hook {hook} is not cached yet: starting the engine with its compiler");
+            load_all(req, HookEngine::new()?, specs)
+        }
+        other => other,
+    };
+    let hooks = hooks.map_err(|(hook, e)| Error::Hook { hook, source: Box::new(e) })?;
+    log::debug!("step: {} hooks loaded", hooks.hooks.len());
+    Ok(Box::new(hooks))
+}
+
+fn load_all(req: &Request, engine: HookEngine, specs: Vec<manifest::HookSpec>) -> std::result::Result<WasmHooks, (String, Error)> {
     let cache = engine.node_cache(&req.conf.state_dir());
     let mut hooks: Vec<LoadedHook> = Vec::new();
     for spec in specs {
@@ -117,13 +130,12 @@ pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<
             Some(t) => t.with_spec(spec),
             None => {
                 let name = spec.name.clone();
-                engine.load(spec, &cache).map_err(|e| Error::Hook { hook: name, source: Box::new(e) })?
+                engine.load(spec, &cache).map_err(|e| (name, e))?
             }
         };
         hooks.push(hook);
     }
-    log::debug!("step: {} hooks loaded", hooks.len());
-    Ok(Box::new(WasmHooks { hooks, _engine: engine, meta: std::sync::OnceLock::new() }))
+    Ok(WasmHooks { hooks, _engine: engine, meta: std::sync::OnceLock::new() })
 }
 
 /// As root, a hook's manifest and module are run only when nobody but root could have written them (or a

@@ -70,21 +70,26 @@ fn dispatch(command: &str, env: &dyn Env, stdin: Stdin, binary_name: &str) -> Re
     }
     let netns = req.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into());
     log::info!("{} container={} ifname={} netns={netns}", command.as_str(), req.container_id, req.ifname);
+    // ADD's hooks: the manifest is checked before anything is touched; the engine and the cache then load
+    // on a helper thread, on another CPU, while ADD connects, locks and starts.
+    let loading = match command {
+        Command::Add if crate::hooks::configured(&req) => {
+            let specs = crate::hooks::specs(&req, &[Stage::PreAdd, Stage::PostAdd])?;
+            let owned = req.clone();
+            let loading = crate::threads::spawn("hook-loader", move || crate::hooks::instantiate(&owned, specs))
+                .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?;
+            Some(loading)
+        }
+        _ => None,
+    };
     let kernel = RtnlKernel::connect()?;
     let firewalls = NodeFirewalls::new(&req.conf.run_dir());
     let deps = Deps { kernel: &kernel, firewalls: &firewalls };
     match command {
         Command::Add => {
-            let result: CniResult = if crate::hooks::configured(&req) {
-                // The manifest is checked before anything is touched; the engine and the cache load on a
-                // second core while ADD starts.
-                let specs = crate::hooks::specs(&req, &[Stage::PreAdd, Stage::PostAdd])?;
-                std::thread::scope(|s| {
-                    let loading = s.spawn(|| crate::hooks::instantiate(&req, specs));
-                    ops::add::run(&req, &deps, || loading.join().unwrap_or_else(|p| Err(Error::Internal(panic_message(&p)))))
-                })?
-            } else {
-                ops::add::run(&req, &deps, || Ok(Box::new(crate::hooks::NoHooks)))?
+            let result: CniResult = match loading {
+                Some(loading) => ops::add::run(&req, &deps, || loading.join().unwrap_or_else(|p| Err(Error::Internal(panic_message(&p)))))?,
+                None => ops::add::run(&req, &deps, || Ok(Box::new(crate::hooks::NoHooks)))?,
             };
             Ok(Some(result.to_json(&req.version)))
         }
