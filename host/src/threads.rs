@@ -34,8 +34,13 @@ where
 {
     let masks = elsewhere();
     let allowed = masks.as_ref().map(|(a, _)| *a);
+    // The thread waits for word that it has been placed: glibc finds a thread by the kernel id it stores,
+    // which reads 0 (the caller itself) once the thread has exited, and a thread that ran before the move
+    // would otherwise be pinned after it had taken its affinity back.
+    let (placed, wait_placed) = std::sync::mpsc::sync_channel::<()>(1);
     let handle = std::thread::Builder::new().name(name.into()).spawn(move || {
         if let Some(allowed) = allowed {
+            let _ = wait_placed.recv();
             // Anywhere again, now that it runs (staying where it is).
             let _ = sched_setaffinity(Pid::from_raw(0), &allowed);
         }
@@ -43,10 +48,13 @@ where
     })?;
     if let Some((_, others)) = masks {
         let set = cpu_set(&others);
-        // SAFETY: the handle's thread exists until it is joined (we hold the handle), and `set` is a valid
+        // std's handle is an integer; musl's pthread_t is a pointer, glibc's the same integer.
+        let thread = handle.as_pthread_t() as libc::pthread_t;
+        // SAFETY: the thread is alive (it waits for `placed` before anything else) and `set` is a valid
         // cpu_set_t of the size passed. Best effort: a refusal (seccomp, cpuset) leaves it where it is.
-        unsafe { libc::pthread_setaffinity_np(handle.as_pthread_t(), std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        unsafe { libc::pthread_setaffinity_np(thread, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     }
+    let _ = placed.send(());
     Ok(handle)
 }
 
