@@ -12,7 +12,7 @@ use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
 /// The CPU the calling thread runs on.
-pub fn current_cpu() -> Option<usize> {
+fn current_cpu() -> Option<usize> {
     nix::sched::sched_getcpu().ok()
 }
 

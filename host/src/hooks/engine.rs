@@ -131,16 +131,18 @@ impl HookEngine {
         if let Some(l) = self.linker.get() {
             return Ok(l);
         }
-        let pending = self.building.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let built = match pending {
-            Some(h) => h.join().unwrap_or_else(|_| Err(Error::Engine("the thread defining the hook imports panicked".into())))?,
-            // Another caller took the thread; build one here rather than wait on theirs.
-            None => match self.linker.get() {
-                Some(l) => return Ok(l),
+        // Held while joining: a second caller waits for the same thread, then finds the linker set.
+        let mut building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        if self.linker.get().is_none() {
+            let built = match building.take() {
+                Some(h) => h.join().unwrap_or_else(|_| Err(Error::Engine("the thread defining the hook imports panicked".into())))?,
+                // The thread failed for an earlier caller: try once more here.
                 None => current_linker(&self.engine)?,
-            },
-        };
-        Ok(self.linker.get_or_init(|| built))
+            };
+            let _ = self.linker.set(built);
+        }
+        drop(building);
+        Ok(self.linker.get().expect("set just above"))
     }
 
     fn linker_v0_1(&self) -> Result<&Linker<HostState>, Error> {

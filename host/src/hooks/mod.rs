@@ -109,10 +109,10 @@ pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<
     if specs.is_empty() {
         return Ok(Box::new(NoHooks));
     }
-    let hooks = match load_all(req, HookEngine::cached_only()?, specs.clone()) {
+    let hooks = match load_all(req, HookEngine::cached_only()?, &specs) {
         Err((hook, Error::NotCached)) => {
             log::debug!("hook {hook} is not cached yet: starting the engine with its compiler");
-            load_all(req, HookEngine::new()?, specs)
+            load_all(req, HookEngine::new()?, &specs)
         }
         other => other,
     };
@@ -121,17 +121,14 @@ pub fn instantiate(req: &Request, specs: Vec<manifest::HookSpec>) -> Result<Box<
     Ok(Box::new(hooks))
 }
 
-fn load_all(req: &Request, engine: HookEngine, specs: Vec<manifest::HookSpec>) -> std::result::Result<WasmHooks, (String, Error)> {
+fn load_all(req: &Request, engine: HookEngine, specs: &[manifest::HookSpec]) -> std::result::Result<WasmHooks, (String, Error)> {
     let cache = engine.node_cache(&req.conf.state_dir());
     let mut hooks: Vec<LoadedHook> = Vec::new();
     for spec in specs {
         let twin = hooks.iter().find(|h| h.spec.module == spec.module);
         let hook = match twin {
-            Some(t) => t.with_spec(spec),
-            None => {
-                let name = spec.name.clone();
-                engine.load(spec, &cache).map_err(|e| (name, e))?
-            }
+            Some(t) => t.with_spec(spec.clone()),
+            None => engine.load(spec.clone(), &cache).map_err(|e| (spec.name.clone(), e))?,
         };
         hooks.push(hook);
     }

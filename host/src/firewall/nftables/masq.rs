@@ -88,8 +88,9 @@ pub fn element_ops(conn: &Conn, rules: &AttachmentRules) -> Result<Vec<Op>, Erro
 
 /// GC's sweep: removes masquerade chain `chain` with its set and rule unless a pod still uses it. Asks
 /// first, because a transaction the kernel refuses costs ~10 ms (its abort waits for an RCU grace period):
-/// the set's elements and the jumps to the chain beyond its rule in `masq` (pods of earlier builds). A concurrent ADD between the question and the
-/// removal only costs that abort: the kernel refuses to delete a set that is not empty.
+/// the set's elements and the jumps to the chain beyond its rule in `masq` (pods of earlier builds). A
+/// concurrent ADD between the question and the removal only costs that abort: the kernel refuses to delete
+/// a set that is not empty.
 pub fn remove_unused(conn: &Conn, chain: &str) -> Result<(), Error> {
     let set = layout::masq_set(chain);
     let set_there = match conn
