@@ -246,6 +246,10 @@ fn pods_after_the_first_load_hooks_without_a_compiler() {
     assert_eq!(compiler_starts(), 1, "the second pod must load from the cache without a compiler: {}", log());
     assert_eq!(std::fs::read_dir(node.state_dir().join("hook-cache")).unwrap().count(), cached, "nothing new cached");
     assert!(b.links().contains("eth0"));
+    let mut status = conf.clone();
+    status["cniVersion"] = json!("1.1.0");
+    node.cni("STATUS", &status, "", None, "").succeeded();
+    assert_eq!(compiler_starts(), 1, "STATUS must check cached hooks without a compiler: {}", log());
     del(&node, &conf, &b, "second");
 
     // `hook compile` fills the cache for the pods' engine.

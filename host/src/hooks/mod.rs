@@ -80,9 +80,15 @@ pub fn check(req: &Request) -> Result<()> {
     if specs.is_empty() {
         return Ok(());
     }
-    let engine = HookEngine::new()?;
-    let cache = engine.node_cache(&req.conf.state_dir());
-    match check_all(&engine, &cache, specs).into_iter().find_map(|c| c.outcome.err().map(|e| (c.name, e))) {
+    // Runtimes call STATUS every few seconds: cached hooks are checked on an engine without a compiler. Any
+    // failure is checked again on one with it, which compiles what is missing and has the final word.
+    let on = |engine: HookEngine| check_all(&engine, &engine.node_cache(&req.conf.state_dir()), specs.clone());
+    let mut checked = on(HookEngine::cached_only()?);
+    if checked.iter().any(|c| c.outcome.is_err()) {
+        log::debug!("a hook did not check out from the cache: starting the engine with its compiler");
+        checked = on(HookEngine::new()?);
+    }
+    match checked.into_iter().find_map(|c| c.outcome.err().map(|e| (c.name, e))) {
         Some((hook, why)) => Err(crate::error::Error::InvalidConfig(format!("hook {hook}: {why}"))),
         None => Ok(()),
     }
