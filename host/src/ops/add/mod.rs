@@ -78,6 +78,9 @@ impl Adding<'_> {
         let macs = Macs::for_attachment(&self.req.container_id, &self.req.ifname, &plan);
         let result = self.decide_result(&plan, &reserved, bridge.as_ref(), &macs, topology.as_ref());
         let rules = self.decide_rules(hooks.as_ref(), &result, &reserved, topology.as_ref())?;
+        // The hooks are done, and the process exits soon after ADD: their engine and components are left for
+        // the kernel to reclaim with it, not freed allocation by allocation (~0.5 ms with 3 hooks here).
+        std::mem::forget(hooks);
         crash::after("rules-decided");
         self.record_intent(&rules)?;
         crash::after("recorded-intent");
