@@ -132,7 +132,11 @@ fn main() {
     let run = tempfile::tempdir_in("/dev/shm").unwrap();
     let hook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/wasmcni_test_hook.wasm");
     assert!(hook.is_file(), "build the test hook first (scripts/bench.sh does)");
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_wasmcni"));
+    // `--plugin PATH`: the build measured as "wasmcni" (scripts/bench.sh passes the static build, which is
+    // what ships); this bench's own build (glibc, dynamic) then runs beside it as a row of its own.
+    let own_build = PathBuf::from(env!("CARGO_BIN_EXE_wasmcni"));
+    let plugin_arg = std::env::args().skip_while(|a| a != "--plugin").nth(1).map(PathBuf::from);
+    let binary = plugin_arg.clone().unwrap_or_else(|| own_build.clone());
     // One state per node: the plain and the hooked plugin of a node are one network, as on a real node.
     let ours_conf = |node: &str, backend: &str, hooks: bool| {
         let d = dir.path().join(node);
@@ -181,8 +185,17 @@ fn main() {
         conf.as_object_mut().unwrap().remove("firewallBackend");
         Plugin { label: "baseline", binary, conf, node }
     });
+    let glibc_node = plugin_arg.as_ref().map(|_| Ns::new(format!("{tag}-gl")));
+    let glibc: Vec<Plugin> = glibc_node
+        .iter()
+        .flat_map(|node| {
+            [("glibc build, nftables", false), ("glibc build, nftables + 3 hooks", true)]
+                .map(|(label, hooks)| Plugin { label, binary: own_build.clone(), conf: ours_conf("gl", "nftables", hooks), node })
+        })
+        .collect();
     let mut all = vec![&nft, &nft_hooks, &ipt, &ipt_hooks, &reference, &bridged];
     all.extend(baseline.as_ref());
+    all.extend(glibc.iter());
     for (k, p) in all.iter().enumerate() {
         let pod = Ns::new(format!("{tag}-warm{k}"));
         p.run("ADD", "warm", &pod.path());
@@ -193,7 +206,8 @@ fn main() {
     settle(settle_secs);
     let t = interleaved(&all, iterations, &format!("{tag}-e"));
     let [t_nft, t_nft_h, t_ipt, t_ipt_h, t_ref, t_br] = [0, 1, 2, 3, 4, 5].map(|k| t[k].clone());
-    let t_base = t.get(6).cloned();
+    let t_base = baseline.as_ref().map(|_| t[6].clone());
+    let t_glibc: Vec<Times> = t[6 + usize::from(baseline.is_some())..].to_vec();
     let conc_nft = concurrent(&nft, concurrency, &format!("{tag}-cn"));
     let conc_ipt = concurrent(&ipt, concurrency, &format!("{tag}-ci"));
     let conc_ref = concurrent(&reference, concurrency, &format!("{tag}-cr"));
@@ -232,6 +246,20 @@ fn main() {
         "met": t_nft_h.rss_kb <= 15 * 1024}));
     results.push(json!({"metric": "concurrent failures", "nftables": conc_nft.3, "iptables": conc_ipt.3, "reference": conc_ref.3,
         "distinct": [conc_nft.4, conc_ipt.4, conc_ref.4]}));
+
+    if let [plain, hooked] = t_glibc.as_slice() {
+        println!("\nThe same commit's glibc (dynamic) build beside it, same run: medians (ms) and their ratio to the reference; measured above = {}\n", binary.display());
+        println!("| | measured build, nftables | glibc build, nftables | bridge+host-local |\n|---|---|---|---|");
+        let rf = median(&t_ref.add);
+        for (what, ours, theirs) in [("ADD", &t_nft, plain), ("ADD with 3 cached hooks", &t_nft_h, hooked)] {
+            let (a, b) = (median(&ours.add), median(&theirs.add));
+            println!("| {what} | {a:.2} ({:.2}) | {b:.2} ({:.2}) | {rf:.2} |", a / rf, b / rf);
+        }
+        let (a, b) = (median(&t_nft.del), median(&plain.del));
+        println!("| DEL | {a:.2} ({:.2}) | {b:.2} ({:.2}) | {:.2} |", a / median(&t_ref.del), b / median(&t_ref.del), median(&t_ref.del));
+        println!("| peak RSS of one ADD with 3 hooks (MB) | {:.1} | {:.1} | {:.1} |", t_nft_h.rss_kb as f64 / 1024.0, hooked.rss_kb as f64 / 1024.0, t_ref.rss_kb as f64 / 1024.0);
+        results.push(json!({"metric": "glibc build ADD / ADD with hooks / DEL median", "glibc": [median(&plain.add), median(&hooked.add), median(&plain.del)]}));
+    }
 
     if let (Some(b), Some(p)) = (&t_base, &baseline) {
         println!("\nBefore and after, same run: medians (ms) and their ratio to the reference; baseline = {}\n", p.binary.display());
