@@ -6,11 +6,6 @@ use wasmcni::ops::dispatch;
 use wasmcni::cni::request::ProcessEnv;
 use wasmcni::logging;
 
-// See host/Cargo.toml: the static build's allocator.
-#[cfg(target_env = "musl")]
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     // wasmtime-wasi runs a hook's blocking WASI calls (a print, a sleep) on a tokio runtime it builds on
     // first use, by default with one worker thread per core: for one pod's hook that prints, 32 thread
