@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use plugin::{arg, median, ms, num_cpus, pct, Ns, Plugin, Run, REF_DIR};
+use plugin::{arg, median, opt_arg, ms, num_cpus, pct, Ns, Plugin, Run, REF_DIR};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.100.0.0/16";
@@ -135,7 +135,7 @@ fn main() {
     // `--plugin PATH`: the build measured as "wasmcni" (scripts/bench.sh passes the static build, which is
     // what ships); this bench's own build (glibc, dynamic) then runs beside it as a row of its own.
     let own_build = PathBuf::from(env!("CARGO_BIN_EXE_wasmcni"));
-    let plugin_arg = std::env::args().skip_while(|a| a != "--plugin").nth(1).map(PathBuf::from);
+    let plugin_arg = opt_arg("--plugin").map(PathBuf::from);
     let binary = plugin_arg.clone().unwrap_or_else(|| own_build.clone());
     // One state per node: the plain and the hooked plugin of a node are one network, as on a real node.
     let ours_conf = |node: &str, backend: &str, hooks: bool| {
@@ -178,7 +178,7 @@ fn main() {
     // Warm-up: page cache, the reference's bridge, our hook cache, the nftables table. Not measured.
     // `--baseline PATH`: an earlier wasmcni build (iptables, no hooks: its contract may differ) beside the
     // rest, for a before/after in one run.
-    let base_binary = std::env::args().skip_while(|a| a != "--baseline").nth(1).map(PathBuf::from);
+    let base_binary = opt_arg("--baseline").map(PathBuf::from);
     let base_node = base_binary.as_ref().map(|_| Ns::new(format!("{tag}-base")));
     let baseline = base_binary.zip(base_node.as_ref()).map(|(binary, node)| {
         let mut conf = ours_conf("base", "iptables", false);
@@ -195,6 +195,7 @@ fn main() {
         .collect();
     let mut all = vec![&nft, &nft_hooks, &ipt, &ipt_hooks, &reference, &bridged];
     all.extend(baseline.as_ref());
+    let first_glibc = all.len();
     all.extend(glibc.iter());
     for (k, p) in all.iter().enumerate() {
         let pod = Ns::new(format!("{tag}-warm{k}"));
@@ -207,7 +208,7 @@ fn main() {
     let t = interleaved(&all, iterations, &format!("{tag}-e"));
     let [t_nft, t_nft_h, t_ipt, t_ipt_h, t_ref, t_br] = [0, 1, 2, 3, 4, 5].map(|k| t[k].clone());
     let t_base = baseline.as_ref().map(|_| t[6].clone());
-    let t_glibc: Vec<Times> = t[6 + usize::from(baseline.is_some())..].to_vec();
+    let t_glibc: Vec<Times> = t[first_glibc..].to_vec();
     let conc_nft = concurrent(&nft, concurrency, &format!("{tag}-cn"));
     let conc_ipt = concurrent(&ipt, concurrency, &format!("{tag}-ci"));
     let conc_ref = concurrent(&reference, concurrency, &format!("{tag}-cr"));
@@ -250,13 +251,11 @@ fn main() {
     if let [plain, hooked] = t_glibc.as_slice() {
         println!("\nThe same commit's glibc (dynamic) build beside it, same run: medians (ms) and their ratio to the reference; measured above = {}\n", binary.display());
         println!("| | measured build, nftables | glibc build, nftables | bridge+host-local |\n|---|---|---|---|");
-        let rf = median(&t_ref.add);
-        for (what, ours, theirs) in [("ADD", &t_nft, plain), ("ADD with 3 cached hooks", &t_nft_h, hooked)] {
-            let (a, b) = (median(&ours.add), median(&theirs.add));
-            println!("| {what} | {a:.2} ({:.2}) | {b:.2} ({:.2}) | {rf:.2} |", a / rf, b / rf);
-        }
-        let (a, b) = (median(&t_nft.del), median(&plain.del));
-        println!("| DEL | {a:.2} ({:.2}) | {b:.2} ({:.2}) | {:.2} |", a / median(&t_ref.del), b / median(&t_ref.del), median(&t_ref.del));
+        let cell = |ms: f64, reference: f64| format!("{ms:.2} ({:.2})", ms / reference);
+        let (ra, rd) = (median(&t_ref.add), median(&t_ref.del));
+        println!("| ADD | {} | {} | {ra:.2} |", cell(median(&t_nft.add), ra), cell(median(&plain.add), ra));
+        println!("| ADD with 3 cached hooks | {} | {} | {ra:.2} |", cell(median(&t_nft_h.add), ra), cell(median(&hooked.add), ra));
+        println!("| DEL | {} | {} | {rd:.2} |", cell(median(&t_nft.del), rd), cell(median(&plain.del), rd));
         println!("| peak RSS of one ADD with 3 hooks (MB) | {:.1} | {:.1} | {:.1} |", t_nft_h.rss_kb as f64 / 1024.0, hooked.rss_kb as f64 / 1024.0, t_ref.rss_kb as f64 / 1024.0);
         results.push(json!({"metric": "glibc build ADD / ADD with hooks / DEL median", "glibc": [median(&plain.add), median(&hooked.add), median(&plain.del)]}));
     }

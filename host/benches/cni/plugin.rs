@@ -115,8 +115,12 @@ pub fn median(v: &[f64]) -> f64 {
 }
 
 pub fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+    opt_arg(name).unwrap_or_else(|| default.to_string())
+}
+
+/// The value after `name` on the command line, if given.
+pub fn opt_arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
 }
 
 pub fn num_cpus() -> usize {

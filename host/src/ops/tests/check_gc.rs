@@ -83,7 +83,7 @@ fn gc_removes_unlisted_attachments_and_keeps_listed_ones() {
     env_conf["name"] = json!("net");
     let mut req = node.request(Command::Add, &env_conf, "gone");
     req.netns = Some("/var/run/netns/second".into());
-    crate::ops::add::run(&req, &node.deps(), || Ok(Box::new(crate::hooks::NoHooks))).unwrap();
+    crate::ops::add::run(&req, &node.deps(), || Ok(&crate::hooks::NoHooks)).unwrap();
     assert_eq!(node.records().len(), 2);
     let before = node.firewall.state().calls.len();
     node.gc(&["keep"]).unwrap();

@@ -72,7 +72,7 @@ impl Node {
 
     pub fn add_with(&self, conf: &Value, id: &str) -> Result<CniResult, Error> {
         let req = self.request(Command::Add, conf, id);
-        super::add::run(&req, &self.deps(), || Ok(Box::new(NoHooks)))
+        super::add::run(&req, &self.deps(), || Ok(&NoHooks))
     }
 
     pub fn add(&self, id: &str) -> Result<CniResult, Error> {
