@@ -2,7 +2,7 @@
 # The benchmark (not a test): wasmcni vs the reference bridge + host-local, interleaved in one run, each in a
 # node namespace of its own; then the in-process hook figures. Root; touches only its own namespaces.
 # `--hooks-only` runs just the in-process hook figures; other arguments go to the CNI benchmark
-# (--iterations N, --concurrency N, --levels 0,250,1000, --scale-iterations N, --settle SECONDS (before each measured phase, default 5), --netns-churn (remove each pod namespace right after its DEL), --scale-without-reference (the scale run with only wasmcni's pods on the machine), --baseline PATH-TO-AN-OLDER-WASMCNI, --plugin PATH: the build measured, default this bench's own).
+# (--iterations N, --concurrency N, --levels 0,250,1000, --scale-iterations N, --settle SECONDS (before each measured phase, default 5), --netns-churn (remove each pod namespace right after its DEL), --scale-without-reference (the scale run with only wasmcni's pods on the machine), --shared-proc (all nodes on the machine's one /proc instead of a procfs each), --baseline PATH-TO-AN-OLDER-WASMCNI, --plugin PATH: the build measured, default this bench's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh

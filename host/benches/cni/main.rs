@@ -8,7 +8,8 @@
 //! Prints markdown tables and writes JSON (target/bench/cni-bench.json). Not a test: it asserts nothing but
 //! that operations succeed. scripts/bench.sh runs it (root; Debian's containernetworking-plugins provide the
 //! reference). Arguments: --iterations N (empty node, default 40), --concurrency N (100), --levels 0,250,1000,
-//! --scale-iterations N (20), --scale-without-reference (the scale run with wasmcni's pods only on the machine).
+//! --scale-iterations N (20), --scale-without-reference (the scale run with wasmcni's pods only on the machine),
+//! --shared-proc (every node's plugins on the machine's one /proc, as before each node had its own: `OwnProc`).
 
 mod plugin;
 mod trace;
@@ -154,7 +155,7 @@ fn main() {
         c
     };
     let (nft_node, ipt_node, ref_node, br_node) =
-        (Ns::new(format!("{tag}-nft")), Ns::new(format!("{tag}-ipt")), Ns::new(format!("{tag}-ref")), Ns::new(format!("{tag}-br")));
+        (Ns::node(format!("{tag}-nft")), Ns::node(format!("{tag}-ipt")), Ns::node(format!("{tag}-ref")), Ns::node(format!("{tag}-br")));
     let ours = |label, node: &'static str, ns, backend, hooks| Plugin { label, binary: binary.clone(), conf: ours_conf(node, backend, hooks), node: ns };
     let nft = ours("wasmcni nftables", "nft", &nft_node, "nftables", false);
     let nft_hooks = ours("wasmcni nftables + 3 hooks", "nft", &nft_node, "nftables", true);
@@ -179,13 +180,13 @@ fn main() {
     // `--baseline PATH`: an earlier wasmcni build (iptables, no hooks: its contract may differ) beside the
     // rest, for a before/after in one run.
     let base_binary = opt_arg("--baseline").map(PathBuf::from);
-    let base_node = base_binary.as_ref().map(|_| Ns::new(format!("{tag}-base")));
+    let base_node = base_binary.as_ref().map(|_| Ns::node(format!("{tag}-base")));
     let baseline = base_binary.zip(base_node.as_ref()).map(|(binary, node)| {
         let mut conf = ours_conf("base", "iptables", false);
         conf.as_object_mut().unwrap().remove("firewallBackend");
         Plugin { label: "baseline", binary, conf, node }
     });
-    let glibc_node = plugin_arg.as_ref().map(|_| Ns::new(format!("{tag}-gl")));
+    let glibc_node = plugin_arg.as_ref().map(|_| Ns::node(format!("{tag}-gl")));
     let glibc: Vec<Plugin> = glibc_node
         .iter()
         .flat_map(|node| {

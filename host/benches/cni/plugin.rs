@@ -12,23 +12,72 @@ use serde_json::Value;
 
 pub const REF_DIR: &str = "/usr/lib/cni";
 
-pub struct Ns(pub String);
+/// A network namespace of the benchmark's own; a node's also has a /proc of its own (`OwnProc`).
+pub struct Ns {
+    name: String,
+    procfs: Option<OwnProc>,
+}
 
 impl Ns {
     pub fn new(name: String) -> Ns {
         let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
         assert!(ok, "ip netns add {name}");
-        Ns(name)
+        Ns { name, procfs: None }
+    }
+
+    /// A node: its namespace, and a procfs instance its plugins see as /proc unless `--shared-proc`.
+    pub fn node(name: String) -> Ns {
+        let mut ns = Ns::new(name);
+        if !std::env::args().any(|a| a == "--shared-proc") {
+            ns.procfs = Some(OwnProc::new());
+        }
+        ns
     }
 
     pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/netns/{}", self.0))
+        PathBuf::from(format!("/var/run/netns/{}", self.name))
     }
 }
 
 impl Drop for Ns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A mount namespace whose /proc is a procfs instance of its own, held by a sleeping process.
+///
+/// Separate hosts do not share the kernel's dentries; nodes simulated on one kernel do, through the one
+/// /proc. A file under /proc/sys/net/ipv6 is looked up among the `ipv6` dentries of every namespace that
+/// has opened one through that procfs instance (the reference plugins do in each of their pods), so on a
+/// shared /proc one node's pods slowed another node's lookups: a cost no real node pays for its
+/// neighbours. Only /proc is made private here, so the pod namespaces `ip netns add` mounts later under
+/// /run/netns still reach this namespace, and the new procfs never shows outside it.
+pub struct OwnProc {
+    holder: std::process::Child,
+    mnt: std::fs::File,
+}
+
+impl OwnProc {
+    fn new() -> OwnProc {
+        let script = "mount --make-rprivate /proc && mount -t proc proc /proc && echo ready && exec sleep infinity";
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "unchanged", "sh", "-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "a mount namespace with its own /proc");
+        let mnt = std::fs::File::open(format!("/proc/{}/ns/mnt", holder.id())).unwrap();
+        OwnProc { holder, mnt }
+    }
+}
+
+impl Drop for OwnProc {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 
@@ -60,10 +109,14 @@ impl Plugin<'_> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        // The child enters the node namespace itself: no nsenter in the measured path.
+        // The child enters the node's namespaces itself: no nsenter in the measured path.
         let fd = node.as_raw_fd();
+        let mnt = self.node.procfs.as_ref().map_or(-1, |p| p.mnt.as_raw_fd());
         unsafe {
             c.pre_exec(move || {
+                if mnt >= 0 && libc::setns(mnt, libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
