@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use plugin::{arg, median, opt_arg, ms, num_cpus, pct, Ns, Plugin, Run, REF_DIR};
+use plugin::{arg, flag, median, opt_arg, ms, num_cpus, pct, Ns, Plugin, Run, REF_DIR};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.100.0.0/16";
@@ -37,7 +37,7 @@ struct Times {
 /// then ran beside the next plugin's ADD on our two cores, measured: one nf_tables commit took 4.3 ms
 /// instead of 0.2. It is the runtime's cost, the same for every CNI plugin; `--netns-churn` puts it back.
 fn interleaved(plugins: &[&Plugin], n: usize, tag: &str) -> Vec<Times> {
-    let churn = std::env::args().any(|a| a == "--netns-churn");
+    let churn = flag("--netns-churn");
     let mut t = vec![Times::default(); plugins.len()];
     let mut used = Vec::new();
     for i in 0..n {
@@ -343,7 +343,7 @@ fn scale_run<'a>(plugins: &[&'a Plugin<'a>; 5], traced: (&Plugin, &Path), levels
     let [ipt, ipt_h, nft, nft_h, reference] = *plugins;
     // Without the reference: its pods' namespaces each carry sysctls it set, and a /proc/sys lookup walks
     // them all (performance.md), which a node running only wasmcni never has.
-    let with_reference = !std::env::args().any(|a| a == "--scale-without-reference");
+    let with_reference = !flag("--scale-without-reference");
     let mut traces = Vec::new();
     let mut nodes = [
         Filled { plugins: vec![ipt, ipt_h], pods: Vec::new() },

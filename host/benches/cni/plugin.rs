@@ -28,7 +28,7 @@ impl Ns {
     /// A node: its namespace, and a procfs instance its plugins see as /proc unless `--shared-proc`.
     pub fn node(name: String) -> Ns {
         let mut ns = Ns::new(name);
-        if !std::env::args().any(|a| a == "--shared-proc") {
+        if !flag("--shared-proc") {
             ns.procfs = Some(OwnProc::new());
         }
         ns
@@ -61,11 +61,17 @@ pub struct OwnProc {
 impl OwnProc {
     fn new() -> OwnProc {
         let script = "mount --make-rprivate /proc && mount -t proc proc /proc && echo ready && exec sleep infinity";
-        let mut holder = Command::new("unshare")
-            .args(["--mount", "--propagation", "unchanged", "sh", "-c", script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "unchanged", "sh", "-c", script]).stdout(Stdio::piped());
+        // unshare execs the script in this child, and the script execs sleep: the death signal stays set
+        // through both, so a benchmark killed before its Drop leaves no holder behind.
+        unsafe {
+            c.pre_exec(|| match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
+        let mut holder = c.spawn().unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
         assert_eq!(line.trim(), "ready", "a mount namespace with its own /proc");
@@ -111,10 +117,10 @@ impl Plugin<'_> {
             .stderr(Stdio::null());
         // The child enters the node's namespaces itself: no nsenter in the measured path.
         let fd = node.as_raw_fd();
-        let mnt = self.node.procfs.as_ref().map_or(-1, |p| p.mnt.as_raw_fd());
+        let mnt = self.node.procfs.as_ref().map(|p| p.mnt.as_raw_fd());
         unsafe {
             c.pre_exec(move || {
-                if mnt >= 0 && libc::setns(mnt, libc::CLONE_NEWNS) != 0 {
+                if mnt.is_some_and(|mnt| libc::setns(mnt, libc::CLONE_NEWNS) != 0) {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
@@ -174,6 +180,10 @@ pub fn arg(name: &str, default: &str) -> String {
 /// The value after `name` on the command line, if given.
 pub fn opt_arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
+}
+/// Whether the switch `name` was given.
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
 }
 
 pub fn num_cpus() -> usize {
