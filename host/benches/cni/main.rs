@@ -177,8 +177,9 @@ fn main() {
     let bridged = Plugin { label: "wasmcni bridge", binary: binary.clone(), conf: bridge_conf, node: &br_node };
 
     // Warm-up: page cache, the reference's bridge, our hook cache, the nftables table. Not measured.
-    // `--baseline PATH`: an earlier wasmcni build (iptables, no hooks: its contract may differ) beside the
-    // rest, for a before/after in one run.
+    // `--baseline PATH`: an earlier wasmcni build beside the rest, for a before/after in one run. It gets its
+    // own default backend (`auto`, which picks nftables on a kernel with nf_tables; iptables in builds
+    // older than the backend choice) and no hooks: its contract may differ.
     let base_binary = opt_arg("--baseline").map(PathBuf::from);
     let base_node = base_binary.as_ref().map(|_| Ns::node(format!("{tag}-base")));
     let baseline = base_binary.zip(base_node.as_ref()).map(|(binary, node)| {
@@ -263,7 +264,7 @@ fn main() {
 
     if let (Some(b), Some(p)) = (&t_base, &baseline) {
         println!("\nBefore and after, same run: medians (ms) and their ratio to the reference; baseline = {}\n", p.binary.display());
-        println!("| | baseline (iptables) | wasmcni iptables | wasmcni nftables | bridge+host-local |\n|---|---|---|---|---|");
+        println!("| | baseline (its default backend) | wasmcni iptables | wasmcni nftables | bridge+host-local |\n|---|---|---|---|---|");
         for (what, f) in [("ADD", (|t: &Times| median(&t.add)) as fn(&Times) -> f64), ("DEL", |t: &Times| median(&t.del))] {
             let rf = f(&t_ref);
             println!("| {what} | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.2} ({:.2}) | {rf:.2} |", f(b), f(b) / rf, f(&t_ipt), f(&t_ipt) / rf, f(&t_nft), f(&t_nft) / rf);
